@@ -1,0 +1,111 @@
+//! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is alive) and
+//! `/readyz` (a config is loaded and the process is not shutting down).
+
+use crate::runtime::store::ConfigStore;
+use async_trait::async_trait;
+use http::{header, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora_prometheus::prometheus::{self, Encoder, TextEncoder};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Set when the process starts shutting down; `/readyz` then answers 503 so load balancers
+/// stop sending new connections.
+pub static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// The admin HTTP application.
+pub struct AdminApp {
+    store: Arc<ConfigStore>,
+}
+
+impl AdminApp {
+    /// An admin app reporting on `store`.
+    pub fn new(store: Arc<ConfigStore>) -> Self {
+        AdminApp { store }
+    }
+
+    fn metrics(&self) -> Response<Vec<u8>> {
+        let encoder = TextEncoder::new();
+        let mut body = Vec::new();
+        if let Err(e) = encoder.encode(&prometheus::gather(), &mut body) {
+            return json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": e.to_string()}),
+            );
+        }
+        respond(StatusCode::OK, encoder.format_type(), body)
+    }
+
+    fn ready(&self) -> Response<Vec<u8>> {
+        let snapshot = self.store.current();
+        let endpoints: Vec<_> = snapshot
+            .endpoints
+            .iter()
+            .map(|ep| {
+                let healthy = ep
+                    .backend
+                    .hosts
+                    .iter()
+                    .filter(|h| h.metrics.healthy.get() == 1)
+                    .count();
+                serde_json::json!({"name": ep.name, "hosts": ep.backend.hosts.len(), "healthy_hosts": healthy})
+            })
+            .collect();
+        let draining = SHUTTING_DOWN.load(Ordering::Relaxed);
+        let status = if draining {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        json(
+            status,
+            serde_json::json!({
+                "status": if draining { "shutting_down" } else { "ready" },
+                "config_generation": snapshot.generation,
+                "endpoints": endpoints,
+            }),
+        )
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            let mut r = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                serde_json::json!({"error": "use GET"}),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match req.uri.path() {
+            "/metrics" => self.metrics(),
+            "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+            "/readyz" => self.ready(),
+            _ => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "not found", "paths": ["/metrics", "/healthz", "/readyz"]}),
+            ),
+        }
+    }
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
+    respond(status, "application/json", v.to_string().into_bytes())
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    let len = r.body().len();
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    r
+}

@@ -1,0 +1,242 @@
+//! Reading a config file: parse (YAML or JSON), substitute `${ENV}`, check the structure against
+//! the JSON Schema (every problem at once), deserialize, then run the semantic checks.
+
+use super::{env, validate, FileConfig};
+use serde_json::Value;
+use std::fmt;
+use std::path::Path;
+
+/// One problem in a config file, with the path of the value it concerns
+/// (`endpoints[1].backend.hosts[0]`; empty for the whole file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: a dotted path with `[index]` for list items.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A config that cannot be used: every problem found, each with its path.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or `<inline>`).
+    pub source_name: String,
+    /// Every problem, in document order where possible.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {n} problem{}:",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON Schema of the config file, as generated from the Rust types.
+pub fn schema_json() -> Value {
+    serde_json::to_value(schemars::schema_for!(FileConfig)).unwrap_or(Value::Null)
+}
+
+/// Reads, parses and validates a config file.
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let source_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        source_name: source_name.clone(),
+        problems: vec![Problem::new("", format!("cannot read the file: {e}"))],
+    })?;
+    let json = path.extension().is_some_and(|e| e == "json");
+    load_str(&text, json, &source_name)
+}
+
+/// Parses and validates config text (`json` selects the JSON parser; YAML otherwise).
+pub fn load_str(text: &str, json: bool, source_name: &str) -> Result<FileConfig, ConfigError> {
+    let fail = |problems: Vec<Problem>| ConfigError {
+        source_name: source_name.to_string(),
+        problems,
+    };
+    let mut value: Value = if json {
+        serde_json::from_str(text).map_err(|e| fail(vec![Problem::new("", format!("{e}"))]))?
+    } else {
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| fail(vec![Problem::new("", format!("invalid YAML: {e}"))]))?
+    };
+    if value.is_null() {
+        return Err(fail(vec![Problem::new("", "the file is empty")]));
+    }
+    let mut problems = Vec::new();
+    env::substitute(&mut value, "", &mut problems);
+    // Structural problems are reported, then the offending values are pruned so the semantic
+    // checks can still run on everything else.
+    let pruned = schema_check(&value, &mut problems);
+    match serde_json::from_value::<FileConfig>(pruned.clone()) {
+        Ok(config) => validate::check(&config, &mut problems),
+        Err(e) if problems.is_empty() => problems.push(Problem::new("", e.to_string())),
+        Err(_) => validate::check_leniently(&pruned, &mut problems),
+    }
+    if problems.is_empty() {
+        serde_json::from_value(value).map_err(|e| fail(vec![Problem::new("", e.to_string())]))
+    } else {
+        problems.dedup();
+        Err(fail(problems))
+    }
+}
+
+/// Reports every structural problem (found with the JSON Schema) and returns a copy of `value`
+/// without the offending object members.
+fn schema_check(value: &Value, problems: &mut Vec<Problem>) -> Value {
+    let schema = schema_json();
+    let validator = match jsonschema::validator_for(&schema) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem::new("", format!("internal schema error: {e}")));
+            return value.clone();
+        }
+    };
+    let mut pruned = value.clone();
+    for e in validator.iter_errors(value) {
+        let pointer = e.instance_path().as_str().to_string();
+        problems.push(Problem::new(pointer_to_path(value, &pointer), describe(&e)));
+        match e.kind() {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                if let Some(Value::Object(map)) = pruned.pointer_mut(&pointer) {
+                    for key in unexpected {
+                        map.remove(key);
+                    }
+                }
+            }
+            _ => {
+                if let Some((parent, key)) = pointer.rsplit_once('/') {
+                    if let Some(Value::Object(map)) = pruned.pointer_mut(parent) {
+                        map.remove(&key.replace("~1", "/").replace("~0", "~"));
+                    }
+                }
+            }
+        }
+    }
+    pruned
+}
+
+/// A readable message for a schema violation.
+fn describe(e: &jsonschema::ValidationError<'_>) -> String {
+    let text = e.to_string();
+    // `additionalProperties` messages name the unknown keys; make them read as such.
+    if let Some(rest) = text.strip_prefix("Additional properties are not allowed (") {
+        if let Some(keys) = rest.split(" were unexpected)").next() {
+            return format!("unknown key {}", keys.trim_end_matches(" was unexpected)"));
+        }
+    }
+    // Type mismatches: `5 is not of types "null", "string"` reads better as what was expected.
+    for sep in [" is not of types ", " is not of type "] {
+        if let Some((found, types)) = text.split_once(sep) {
+            let wanted: Vec<&str> = types
+                .split(", ")
+                .map(|t| t.trim_matches('"'))
+                .filter(|t| *t != "null")
+                .collect();
+            return format!("expected {}, found {found}", wanted.join(" or "));
+        }
+    }
+    text
+}
+
+/// Turns a JSON pointer (`/endpoints/1/backend`) into `endpoints[1].backend`.
+pub(crate) fn pointer_to_path(root: &Value, pointer: &str) -> String {
+    let mut out = String::new();
+    let mut node = Some(root);
+    for raw in pointer.split('/').skip(1) {
+        let seg = raw.replace("~1", "/").replace("~0", "~");
+        match node {
+            Some(Value::Array(items)) => {
+                out.push_str(&format!("[{seg}]"));
+                node = seg.parse::<usize>().ok().and_then(|i| items.get(i));
+            }
+            other => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&seg);
+                node = other.and_then(|v| v.get(&seg));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_is_valid() {
+        let text = "listen: 127.0.0.1:8080\nadmin: 127.0.0.1:9090\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://127.0.0.1:3000]\n";
+        let cfg = load_str(text, false, "t").expect("valid");
+        assert_eq!(cfg.endpoints.len(), 1);
+    }
+
+    #[test]
+    fn pointer_paths_read_like_the_file() {
+        let v: Value = serde_json::json!({"endpoints": [{}, {"backend": {"hosts": ["x"]}}]});
+        assert_eq!(
+            pointer_to_path(&v, "/endpoints/1/backend/hosts/0"),
+            "endpoints[1].backend.hosts[0]"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_path() {
+        let text = r#"
+listen: 127.0.0.1:8080
+bogus: 1
+endpoints:
+  - path: /mcp
+    backend:
+      hosts: [http://127.0.0.1:3000]
+      idle_timeout: 5x
+  - path: mcp2
+    backend:
+      hosts: ["htp:/x"]
+"#;
+        let err = load_str(text, false, "t").expect_err("invalid");
+        let all = err.to_string();
+        assert!(all.contains("unknown key"), "{all}");
+        assert!(all.contains("bogus"), "{all}");
+        assert!(
+            all.contains("endpoints[0].backend.idle_timeout: invalid duration \"5x\""),
+            "{all}"
+        );
+        assert!(all.contains("endpoints[1].path"), "{all}");
+        assert!(
+            all.contains("endpoints[1].backend.hosts[0]: invalid URL \"htp:/x\""),
+            "{all}"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! MCP and JSON-RPC awareness.
+
+pub mod jsonrpc;

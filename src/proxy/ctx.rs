@@ -1,0 +1,102 @@
+//! The per-request context: the snapshot the request runs on, and what each phase learned.
+
+use super::errors::GatewayError;
+use crate::runtime::snapshot::{Endpoint, Snapshot};
+use bytes::Bytes;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// State of one request.
+pub struct RequestCtx {
+    /// The config snapshot this request uses in every phase.
+    pub snapshot: Arc<Snapshot>,
+    /// When the request started.
+    pub started: Instant,
+    /// Wall-clock start, for the access log.
+    pub started_wall: SystemTime,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// Index of the matched endpoint in the snapshot.
+    pub endpoint: Option<usize>,
+    /// Index of the upstream host chosen last.
+    pub host: Option<usize>,
+    /// Hosts already tried (bit i = host i), for connect retries.
+    pub tried_hosts: u64,
+    /// When the request header went upstream.
+    pub upstream_sent: Option<Instant>,
+    /// Upstream time to first byte.
+    pub upstream_ttfb: Option<Duration>,
+    /// The first bytes of the request body, kept (by reference) for error answers.
+    pub body: BodyCapture,
+    /// The response is an SSE stream.
+    pub sse: bool,
+    /// This request holds one count of the open-streams gauge.
+    pub stream_counted: bool,
+    /// The answer the gateway made itself, if any.
+    pub error: Option<GatewayError>,
+}
+
+impl RequestCtx {
+    /// A fresh context on `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        RequestCtx {
+            snapshot,
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            client_ip: None,
+            endpoint: None,
+            host: None,
+            tried_hosts: 0,
+            upstream_sent: None,
+            upstream_ttfb: None,
+            body: BodyCapture::default(),
+            sse: false,
+            stream_counted: false,
+            error: None,
+        }
+    }
+
+    /// The matched endpoint.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.snapshot.endpoints.get(self.endpoint?)
+    }
+}
+
+/// Up to a bound, the request body chunks seen so far (reference-counted, never copied).
+#[derive(Default)]
+pub struct BodyCapture {
+    chunks: Vec<Bytes>,
+    len: usize,
+    /// The whole body was seen.
+    pub complete: bool,
+    /// The body was longer than the bound.
+    pub truncated: bool,
+}
+
+impl BodyCapture {
+    /// Keeps `chunk` if the bound allows.
+    pub fn push(&mut self, chunk: &Bytes, limit: usize) {
+        if self.len + chunk.len() <= limit {
+            self.len += chunk.len();
+            self.chunks.push(chunk.clone());
+        } else {
+            self.truncated = true;
+        }
+    }
+
+    /// Bytes kept.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The kept bytes, contiguous.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+}

@@ -1,0 +1,210 @@
+//! Every response the gateway makes itself comes from here: the status, a JSON body, and a
+//! JSON-RPC error object (with the request's `id`) when the request was JSON-RPC.
+
+use super::ctx::RequestCtx;
+use crate::mcp::jsonrpc::{self, RequestShape};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use pingora::http::ResponseHeader;
+use pingora::prelude::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+use std::time::Duration;
+
+/// How much of a request body the error path reads to find a JSON-RPC id.
+pub const ID_SCAN_LIMIT: usize = 64 * 1024;
+/// How long the error path waits for the rest of a body.
+const ID_SCAN_WAIT: Duration = Duration::from_secs(1);
+
+/// A response the gateway makes itself.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// No endpoint serves the path.
+    #[error("no MCP endpoint is served at this path")]
+    NotFound,
+    /// The endpoint does not allow the method.
+    #[error("this endpoint does not allow the method")]
+    MethodNotAllowed {
+        /// The `Allow` header value.
+        allow: HeaderValue,
+    },
+    /// No upstream host accepted a connection.
+    #[error("no upstream host could be reached")]
+    UpstreamUnreachable,
+    /// The upstream went silent for longer than the idle timeout before answering.
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+    /// The upstream connection failed after the request was sent.
+    #[error("the upstream connection failed")]
+    UpstreamFailed,
+    /// The request could not be read.
+    #[error("the request could not be read")]
+    BadRequest,
+    /// Anything else.
+    #[error("internal gateway error")]
+    Internal,
+}
+
+impl GatewayError {
+    /// HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::NotFound => 404,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::UpstreamUnreachable | GatewayError::UpstreamFailed => 502,
+            GatewayError::UpstreamTimeout => 504,
+            GatewayError::BadRequest => 400,
+            GatewayError::Internal => 500,
+        }
+    }
+
+    /// A stable machine-readable reason (bodies, logs).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::NotFound => "not_found",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::UpstreamUnreachable => "upstream_unreachable",
+            GatewayError::UpstreamTimeout => "upstream_timeout",
+            GatewayError::UpstreamFailed => "upstream_failed",
+            GatewayError::BadRequest => "bad_request",
+            GatewayError::Internal => "internal_error",
+        }
+    }
+
+    /// The JSON-RPC error code (the implementation-defined server-error range, or -32600).
+    fn jsonrpc_code(&self) -> i64 {
+        match self {
+            GatewayError::BadRequest => -32600,
+            _ => -32000,
+        }
+    }
+
+    /// Maps a Pingora proxy error; `None` when the client is gone and nothing can be sent.
+    pub fn from_proxy_error(e: &Error) -> Option<GatewayError> {
+        use ErrorType::*;
+        Some(match e.etype() {
+            ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError
+            | TLSHandshakeFailure | TLSHandshakeTimedout | ConnectProxyFailure | SocketError
+            | BindError | InvalidCert | TLSWantX509Lookup => GatewayError::UpstreamUnreachable,
+            Custom(NO_HOST) => GatewayError::UpstreamUnreachable,
+            ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => {
+                GatewayError::UpstreamTimeout
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => GatewayError::UpstreamFailed,
+                ErrorSource::Downstream => match e.etype() {
+                    ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout => {
+                        return None
+                    }
+                    _ => GatewayError::BadRequest,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => GatewayError::Internal,
+            },
+        })
+    }
+}
+
+/// The custom error type for "no host left to try".
+pub const NO_HOST: &str = "NoUpstreamHost";
+
+/// Writes the answer for `err`, reading (bounded) what is left of a POST body to find the
+/// JSON-RPC id. Returns the status sent.
+pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) -> u16 {
+    let shape = request_shape(session, ctx).await;
+    let status = err.status();
+    let data = serde_json::json!({"status": status, "reason": err.reason()});
+    let body = match &shape {
+        Some(shape) => jsonrpc::error_body(shape, err.jsonrpc_code(), &err.to_string(), &data),
+        None => serde_json::json!({"error": {
+            "status": status, "reason": err.reason(), "message": err.to_string()}})
+        .to_string()
+        .into_bytes(),
+    };
+    let sent = write(session, status, &err, body).await;
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "could not send the error response");
+    }
+    ctx.error = Some(err);
+    status
+}
+
+async fn write(
+    session: &mut Session,
+    status: u16,
+    err: &GatewayError,
+    body: Vec<u8>,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    if let GatewayError::MethodNotAllowed { allow } = err {
+        resp.insert_header(header::ALLOW, allow.clone())?;
+    }
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
+    Ok(())
+}
+
+/// Finds out whether the request was JSON-RPC, from the body bytes seen so far plus what is
+/// still unread (bounded in size and time).
+async fn request_shape(session: &mut Session, ctx: &mut RequestCtx) -> Option<RequestShape> {
+    let req = session.req_header();
+    if req.method != http::Method::POST {
+        return None;
+    }
+    let json = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    if !json {
+        return None;
+    }
+    if !ctx.body.complete && !ctx.body.truncated {
+        let read_rest = async {
+            while ctx.body.len() < ID_SCAN_LIMIT {
+                match session.read_request_body().await {
+                    Ok(Some(chunk)) => ctx.body.push(&chunk, ID_SCAN_LIMIT),
+                    Ok(None) => {
+                        ctx.body.complete = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(ID_SCAN_WAIT, read_rest).await;
+    }
+    jsonrpc::request_shape(&ctx.body.bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_errors_map_to_statuses() {
+        let connect = Error::new(ErrorType::ConnectRefused);
+        assert_eq!(
+            GatewayError::from_proxy_error(&connect).map(|e| e.status()),
+            Some(502)
+        );
+        let mut timeout = Error::new(ErrorType::ReadTimedout);
+        timeout.as_up();
+        assert_eq!(
+            GatewayError::from_proxy_error(&timeout).map(|e| e.status()),
+            Some(504)
+        );
+        let mut gone = Error::new(ErrorType::ConnectionClosed);
+        gone.as_down();
+        assert!(GatewayError::from_proxy_error(&gone).is_none());
+        let none = Error::new(ErrorType::Custom(NO_HOST));
+        assert_eq!(
+            GatewayError::from_proxy_error(&none).map(|e| e.status()),
+            Some(502)
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! The Pingora `ProxyHttp` implementation. Each hook is a few lines that delegate; the policy
+//! order is fixed here, in code.
+
+pub mod ctx;
+pub mod errors;
+pub mod headers;
+pub mod health;
+pub mod routing;
+pub mod upstream;
+
+use crate::observability;
+use crate::runtime::store::ConfigStore;
+use async_trait::async_trait;
+use bytes::Bytes;
+use ctx::RequestCtx;
+use errors::GatewayError;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::proxy::FailToProxy;
+use pingora::{Error, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The gateway: reads the current snapshot once per request.
+pub struct Gateway {
+    store: Arc<ConfigStore>,
+}
+
+impl Gateway {
+    /// A gateway serving the snapshots of `store`.
+    pub fn new(store: Arc<ConfigStore>) -> Self {
+        Gateway { store }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.store.current())
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let (endpoint, refusal) = routing::route(&ctx.snapshot, session.req_header());
+        ctx.endpoint = endpoint;
+        if let Some(e) = refusal {
+            errors::answer(session, ctx, e).await;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.body.push(chunk, errors::ID_SCAN_LIMIT);
+        }
+        ctx.body.complete |= end_of_stream;
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        upstream::select(ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        upstream::on_connect_failure(ctx, e)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_sent = Some(Instant::now());
+        headers::rewrite_upstream_request(session, upstream_request, ctx)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_ttfb = ctx.upstream_sent.map(|t| t.elapsed());
+        headers::strip_hop_by_hop(upstream_response);
+        observability::response_started(upstream_response, ctx);
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let error_code = match GatewayError::from_proxy_error(e) {
+            Some(err) if session.response_written().is_none() => {
+                errors::answer(session, ctx, err).await
+            }
+            _ => 0,
+        };
+        FailToProxy {
+            error_code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        observability::request_finished(session, e, ctx);
+    }
+}

@@ -1,0 +1,255 @@
+//! The compiled, immutable form of a config. One `Arc<Snapshot>` serves a request from start to
+//! end; a reload builds a whole new one.
+
+use crate::config::{self, FileConfig, Problem, DEFAULT_INPUT_HEADERS};
+use crate::observability::metrics::{EndpointMetrics, HostMetrics};
+use crate::proxy::headers::{HeaderAllowList, QueryAllowList};
+use crate::proxy::health::HostHealthCheck;
+use http::{HeaderValue, Method};
+use pingora::lb::{selection::RoundRobin, LoadBalancer};
+use pingora::upstreams::peer::HttpPeer;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request needs, compiled from one config.
+pub struct Snapshot {
+    /// 1 for the first config, +1 per applied reload.
+    pub generation: u64,
+    /// The endpoints, in config order.
+    pub endpoints: Vec<Endpoint>,
+    routes: HashMap<String, usize>,
+    /// The config it was compiled from (for listeners, server settings and reload diffs).
+    pub source: FileConfig,
+}
+
+/// One compiled endpoint.
+pub struct Endpoint {
+    /// Name for metrics and logs.
+    pub name: String,
+    /// Exact request path.
+    pub path: String,
+    methods: Vec<Method>,
+    /// The `Allow` header value for 405 answers.
+    pub allow: HeaderValue,
+    /// Request headers forwarded upstream.
+    pub input_headers: HeaderAllowList,
+    /// Query parameters forwarded upstream.
+    pub input_query: QueryAllowList,
+    /// Where requests go.
+    pub backend: Backend,
+    /// Metric children.
+    pub metrics: EndpointMetrics,
+}
+
+impl Endpoint {
+    /// Whether `m` is allowed here.
+    pub fn allows(&self, m: &Method) -> bool {
+        self.methods.contains(m)
+    }
+}
+
+/// The compiled backend of an endpoint.
+pub struct Backend {
+    /// Upstream request path.
+    pub path: String,
+    /// The hosts, in config order.
+    pub hosts: Vec<Host>,
+    /// Round-robin selection over healthy hosts.
+    pub balancer: Arc<LoadBalancer<RoundRobin>>,
+    /// Health checks enabled.
+    pub health_checks: bool,
+    /// Time between health checks.
+    pub health_interval: Duration,
+}
+
+impl Backend {
+    /// The index of the host at `addr`.
+    pub fn host_index(&self, addr: &SocketAddr) -> Option<usize> {
+        self.hosts.iter().position(|h| h.addr == *addr)
+    }
+}
+
+/// One upstream host.
+pub struct Host {
+    /// The URL as configured (a metric label and log field).
+    pub url: String,
+    /// Resolved address.
+    pub addr: SocketAddr,
+    /// The `Host` header value sent upstream.
+    pub authority: HeaderValue,
+    /// The peer template (address, TLS, SNI, timeouts); cloned per request.
+    pub peer: HttpPeer,
+    /// Metric children.
+    pub metrics: HostMetrics,
+}
+
+impl Snapshot {
+    /// Compiles a validated config. Fails (with paths) on what only compiling can find, such as
+    /// host names that do not resolve.
+    pub fn compile(source: FileConfig, generation: u64) -> Result<Snapshot, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut endpoints = Vec::with_capacity(source.endpoints.len());
+        let mut routes = HashMap::new();
+        for (i, ep) in source.endpoints.iter().enumerate() {
+            match compile_endpoint(ep, &format!("endpoints[{i}]")) {
+                Ok(e) => {
+                    routes.insert(e.path.clone(), endpoints.len());
+                    endpoints.push(e);
+                }
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(Snapshot {
+                generation,
+                endpoints,
+                routes,
+                source,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The endpoint serving `path`, if any.
+    pub fn route(&self, path: &str) -> Option<(usize, &Endpoint)> {
+        let i = *self.routes.get(path)?;
+        Some((i, self.endpoints.get(i)?))
+    }
+}
+
+fn duration(v: &Option<String>, default: Duration) -> Duration {
+    v.as_deref()
+        .and_then(|s| config::parse_duration(s).ok())
+        .unwrap_or(default)
+}
+
+fn compile_endpoint(ep: &config::EndpointConfig, at: &str) -> Result<Endpoint, Vec<Problem>> {
+    let name = ep.name.clone().unwrap_or_else(|| ep.path.clone());
+    let methods: Vec<Method> = match &ep.methods {
+        Some(list) => list
+            .iter()
+            .filter_map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+            .collect(),
+        None => vec![Method::POST, Method::GET, Method::DELETE],
+    };
+    let allow_text = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allow = HeaderValue::from_str(&allow_text)
+        .map_err(|e| vec![Problem::new(format!("{at}.methods"), e.to_string())])?;
+    let input_headers = match &ep.input_headers {
+        Some(list) => HeaderAllowList::new(list),
+        None => HeaderAllowList::new(DEFAULT_INPUT_HEADERS),
+    };
+    let input_query = QueryAllowList::new(ep.input_query_strings.as_deref().unwrap_or(&[]));
+    let backend = compile_backend(&ep.backend, &name, &ep.path, &format!("{at}.backend"))?;
+    Ok(Endpoint {
+        metrics: EndpointMetrics::new(&name),
+        path: ep.path.clone(),
+        name,
+        methods,
+        allow,
+        input_headers,
+        input_query,
+        backend,
+    })
+}
+
+fn compile_backend(
+    b: &config::BackendConfig,
+    endpoint: &str,
+    endpoint_path: &str,
+    at: &str,
+) -> Result<Backend, Vec<Problem>> {
+    let connect_timeout = duration(&b.connect_timeout, Duration::from_secs(5));
+    let idle_timeout = duration(&b.idle_timeout, Duration::from_secs(300));
+    let write_timeout = duration(&b.write_timeout, Duration::from_secs(30));
+    let mut problems = Vec::new();
+    let mut hosts = Vec::with_capacity(b.hosts.len());
+    for (j, url) in b.hosts.iter().enumerate() {
+        let hat = format!("{at}.hosts[{j}]");
+        let parsed = match config::parse_host_url(url) {
+            Ok(p) => p,
+            Err(m) => {
+                problems.push(Problem::new(hat, m));
+                continue;
+            }
+        };
+        // Resolved here, off the request path (a blocking lookup for names).
+        let addr = match (parsed.host.as_str(), parsed.port).to_socket_addrs() {
+            Ok(mut it) => match it.next() {
+                Some(a) => a,
+                None => {
+                    problems.push(Problem::new(
+                        hat,
+                        format!("{:?} has no address", parsed.host),
+                    ));
+                    continue;
+                }
+            },
+            Err(e) => {
+                problems.push(Problem::new(
+                    hat,
+                    format!("cannot resolve {:?}: {e}", parsed.host),
+                ));
+                continue;
+            }
+        };
+        let sni = b.tls.sni.clone().unwrap_or_else(|| parsed.host.clone());
+        let mut peer = HttpPeer::new(
+            addr,
+            parsed.tls,
+            if parsed.tls { sni } else { String::new() },
+        );
+        peer.options.connection_timeout = Some(connect_timeout);
+        peer.options.read_timeout = Some(idle_timeout);
+        peer.options.write_timeout = Some(write_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        peer.options.verify_cert = b.tls.verify;
+        peer.options.verify_hostname = b.tls.verify;
+        let authority = match HeaderValue::from_str(&parsed.authority) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(Problem::new(hat, e.to_string()));
+                continue;
+            }
+        };
+        hosts.push(Host {
+            metrics: HostMetrics::new(endpoint, url),
+            url: url.clone(),
+            addr,
+            authority,
+            peer,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut balancer = LoadBalancer::<RoundRobin>::try_from_iter(hosts.iter().map(|h| h.addr))
+        .map_err(|e| vec![Problem::new(format!("{at}.hosts"), e.to_string())])?;
+    let hc = &b.health_check;
+    if hc.enabled {
+        balancer.set_health_check(Box::new(HostHealthCheck::new(
+            &hosts,
+            duration(&hc.timeout, Duration::from_secs(1)),
+            hc.path.clone(),
+            hc.healthy_threshold.unwrap_or(1),
+            hc.unhealthy_threshold.unwrap_or(1),
+        )));
+    }
+    for h in &hosts {
+        h.metrics.healthy.set(1);
+    }
+    Ok(Backend {
+        path: b.path.clone().unwrap_or_else(|| endpoint_path.to_string()),
+        hosts,
+        balancer: Arc::new(balancer),
+        health_checks: hc.enabled,
+        health_interval: duration(&hc.interval, Duration::from_secs(5)),
+    })
+}

@@ -1,0 +1,126 @@
+//! Building and running the Pingora server from a compiled snapshot: the proxy service on every
+//! listener, the admin listener, and the background health checks.
+
+use crate::admin::AdminApp;
+use crate::config::{self, ConfigError, FileConfig, Problem};
+use crate::observability::{self, access_log};
+use crate::proxy::health::HealthService;
+use crate::proxy::Gateway;
+use crate::runtime::snapshot::Snapshot;
+use crate::runtime::store::ConfigStore;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How the process was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunFlags {
+    /// `-d`: daemonize.
+    pub daemon: bool,
+    /// `-u`: take the listening sockets over from a running instance.
+    pub upgrade: bool,
+}
+
+/// Loads, validates and compiles a config file: every problem, with its path.
+pub fn load(path: &Path) -> Result<Snapshot, ConfigError> {
+    let cfg = config::load_file(path)?;
+    compile(cfg, &path.display().to_string())
+}
+
+/// Compiles a validated config as generation 1.
+pub fn compile(cfg: FileConfig, source_name: &str) -> Result<Snapshot, ConfigError> {
+    Snapshot::compile(cfg, 1).map_err(|problems: Vec<Problem>| ConfigError {
+        source_name: source_name.to_string(),
+        problems,
+    })
+}
+
+/// Pingora's server settings from ours.
+fn server_conf(cfg: &FileConfig, flags: &RunFlags) -> ServerConf {
+    let s = &cfg.server;
+    let secs = |v: &Option<String>, default: u64| {
+        v.as_deref()
+            .and_then(|d| config::parse_duration(d).ok())
+            .map_or(default, |d| d.as_secs())
+    };
+    ServerConf {
+        threads: s.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        work_stealing: s.work_stealing.unwrap_or(true),
+        grace_period_seconds: Some(secs(&s.grace_period, 30)),
+        graceful_shutdown_timeout_seconds: Some(secs(&s.graceful_shutdown_timeout, 5)),
+        upgrade_sock: s
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| "/tmp/mcpgate_upgrade.sock".into()),
+        pid_file: s.pid_file.clone().unwrap_or_else(|| "/tmp/mcpgate.pid".into()),
+        error_log: s.error_log.clone(),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size.unwrap_or(256),
+        daemon: flags.daemon,
+        ..ServerConf::default()
+    }
+}
+
+/// Runs the gateway until it is told to stop. Never returns.
+pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
+    let cfg = snapshot.source.clone();
+    if cfg.access_log.enabled {
+        if let Err(e) = access_log::init(&cfg.access_log.path) {
+            tracing::error!(path = %cfg.access_log.path, error = %e, "cannot open the access log");
+            std::process::exit(1);
+        }
+    }
+    let conf = server_conf(&cfg, &flags);
+    let opt = Opt {
+        upgrade: flags.upgrade,
+        daemon: flags.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let store = Arc::new(ConfigStore::new(snapshot));
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(store.clone()),
+        "mcpgate proxy",
+    );
+    for l in cfg.listen.entries() {
+        match &l.tls {
+            None => proxy.add_tcp(&l.address),
+            Some(tls) => {
+                if let Err(e) = proxy.add_tls(&l.address, &tls.cert, &tls.key) {
+                    tracing::error!(address = %l.address, error = %e, "cannot set up the TLS listener");
+                    std::process::exit(1);
+                }
+            }
+        }
+        tracing::info!(address = %l.address, tls = l.tls.is_some(), "listening");
+    }
+    server.add_service(proxy);
+
+    if let Some(addr) = &cfg.admin {
+        let mut admin = Service::new(
+            "mcpgate admin".to_string(),
+            HttpServer::new_app(AdminApp::new(store.clone())),
+        );
+        admin.add_tcp(addr);
+        tracing::info!(address = %addr, "admin listening");
+        server.add_service(admin);
+    }
+    server.add_service(background_service(
+        "mcpgate health checks",
+        HealthService::new(store),
+    ));
+    observability::metrics::metrics();
+    server.run_forever()
+}

@@ -1,0 +1,135 @@
+//! `mcpgate -t`, `mcpgate schema` and config errors.
+
+use crate::support::{run_cli, temp_file};
+
+#[test]
+fn minimal_config_from_the_issue_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "min.yaml",
+        "listen: 127.0.0.1:8080\nadmin: 127.0.0.1:9090\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://127.0.0.1:3000]\n",
+    );
+    let (code, out, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn example_config_is_valid() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/mcpgate.yaml");
+    let (code, out, err) = run_cli(&["-c", conf, "-t"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+}
+
+#[test]
+fn json_config_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "c.json",
+        r#"{"listen": "127.0.0.1:8080", "endpoints": [{"path": "/mcp", "backend": {"hosts": ["http://127.0.0.1:3000"]}}]}"#,
+    );
+    let (code, _, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bad_config_lists_every_problem_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "bad.yaml",
+        r#"
+listen: 127.0.0.1:99999
+admin: nowhere
+unknown_top: 1
+endpoints:
+  - path: /mcp
+    methods: [POST, FETCH]
+    backend:
+      hosts: [http://127.0.0.1:3000]
+      idle_timeout: forever
+  - path: /other
+    backend:
+      hosts: [http://127.0.0.1:3000, "htp:/x"]
+      tls: {verify: maybe}
+"#,
+    );
+    let (code, out, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    for expected in ["unknown_top", "endpoints[1].backend.tls.verify"] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // The structurally valid endpoint is still checked in depth.
+    assert!(
+        err.contains("endpoints[0].methods[1]: unknown method \"FETCH\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("endpoints[0].backend.idle_timeout: invalid duration \"forever\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn semantic_problems_are_all_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "bad.yaml",
+        r#"
+listen: 127.0.0.1:99999
+admin: nowhere
+endpoints:
+  - path: /mcp
+    backend:
+      hosts: [http://127.0.0.1:3000, "htp:/x"]
+  - path: mcp
+    backend:
+      hosts: []
+      connect_timeout: 5
+"#,
+    );
+    let (code, _, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 2, "{err}");
+    for expected in [
+        "listen: invalid address \"127.0.0.1:99999\"",
+        "admin: invalid address \"nowhere\"",
+        "endpoints[0].backend.hosts[1]: invalid URL \"htp:/x\"",
+        "endpoints[1].path: \"mcp\" must be an absolute path",
+        "endpoints[1].backend.hosts: at least one host is needed",
+        "endpoints[1].backend.connect_timeout: expected string, found 5",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("6 problems"), "{err}");
+}
+
+#[test]
+fn missing_env_var_and_unreadable_file_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "env.yaml",
+        "listen: ${MCPGATE_TEST_SURELY_UNSET}\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://127.0.0.1:3000]\n",
+    );
+    let (code, _, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("listen: environment variable MCPGATE_TEST_SURELY_UNSET is not set"),
+        "{err}"
+    );
+    let (code, _, err) = run_cli(&["-c", "/nonexistent/mcpgate.yaml", "-t"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read the file"), "{err}");
+}
+
+#[test]
+fn schema_is_printed_and_describes_the_config() {
+    let (code, out, err) = run_cli(&["schema"]);
+    assert_eq!(code, 0, "{err}");
+    let schema: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
+    assert!(schema["properties"]["endpoints"].is_object(), "{schema}");
+    assert_eq!(schema["additionalProperties"], false);
+}

@@ -1,0 +1,14 @@
+//! The integration test binary: the real `mcpgate` binary in front of real upstreams, all on
+//! ephemeral loopback ports, started and stopped by the tests.
+
+mod support;
+mod upstreams;
+
+mod cli;
+mod errors;
+mod mcp_client;
+mod mcp_session;
+mod metrics;
+mod relay;
+mod streaming;
+mod upstream_selection;

@@ -1,0 +1,187 @@
+//! Metrics from the logging phase: values after scripted traffic, and `promtool check metrics`.
+
+use crate::support::{metric_value, Gateway};
+use crate::upstreams::recording;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[tokio::test]
+async fn metrics_count_traffic_and_pass_promtool() {
+    let up = recording("a", 200, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    let gw = Gateway::in_front_of(&[up.addr], "");
+    let client = reqwest::Client::new();
+    let mut bytes_to_clients = 0;
+    for _ in 0..3 {
+        let r = client
+            .post(gw.url("/mcp"))
+            .header("content-type", "application/json")
+            .body("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        bytes_to_clients += r.bytes().await.unwrap().len();
+    }
+    assert_eq!(
+        client
+            .get(gw.url("/missing"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let refused = client.put(gw.url("/mcp")).send().await.unwrap();
+    assert_eq!(refused.status(), 405);
+    bytes_to_clients += refused.bytes().await.unwrap().len();
+
+    // The logging phase runs after the response: poll briefly until it is counted.
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = gw.metrics().await;
+        if metric_value(
+            &page,
+            "mcpgate_requests_total",
+            &[
+                ("endpoint", "/mcp"),
+                ("method", "POST"),
+                ("status_class", "2xx"),
+            ],
+        ) >= 3.0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_requests_total",
+            &[
+                ("endpoint", "/mcp"),
+                ("method", "POST"),
+                ("status_class", "2xx")
+            ]
+        ),
+        3.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_requests_total",
+            &[
+                ("endpoint", "none"),
+                ("method", "GET"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_requests_total",
+            &[
+                ("endpoint", "/mcp"),
+                ("method", "other"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_request_duration_seconds_count",
+            &[("endpoint", "/mcp"), ("method", "POST")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_upstream_ttfb_seconds_count",
+            &[("endpoint", "/mcp")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_request_body_bytes_total",
+            &[("endpoint", "/mcp")]
+        ),
+        3.0 * 40.0
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_response_body_bytes_total",
+            &[("endpoint", "/mcp")]
+        ),
+        bytes_to_clients as f64
+    );
+    assert_eq!(
+        metric_value(
+            &page,
+            "mcpgate_upstream_healthy",
+            &[("host", &format!("http://{}", up.addr))]
+        ),
+        1.0
+    );
+    assert_eq!(metric_value(&page, "mcpgate_build_info", &[]), 1.0);
+
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (Debian package `prometheus`; .ci/run installs it)");
+    let mut child = promtool;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One access-log line per request, JSON, with no query string.
+    let log = gw.access_log();
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert!(log
+        .iter()
+        .any(|l| l["status"] == 404 && l["path"] == "/missing"));
+    assert!(log
+        .iter()
+        .all(|l| l["ts"].as_str().is_some_and(|t| t.ends_with('Z'))));
+}
+
+#[tokio::test]
+async fn admin_health_and_readiness() {
+    let up = recording("a", 200, "{}").await;
+    let gw = Gateway::in_front_of(&[up.addr], "");
+    let h = reqwest::get(format!("{}/healthz", gw.admin)).await.unwrap();
+    assert_eq!(h.status(), 200);
+    let r: serde_json::Value = reqwest::get(format!("{}/readyz", gw.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["config_generation"], 1);
+    assert_eq!(r["endpoints"][0]["hosts"], 1);
+    let nf = reqwest::get(format!("{}/nope", gw.admin)).await.unwrap();
+    assert_eq!(nf.status(), 404);
+}

@@ -1,0 +1,185 @@
+//! Test support: the real `mcpgate` binary on ephemeral loopback ports, upstreams started
+//! in-process, and small HTTP helpers. Everything stops when its handle is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, read back, released).
+pub fn free_port() -> u16 {
+    let l = StdListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A loopback address where nothing listens.
+pub fn dead_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The `mcpgate` binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mcpgate")
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT` of the proxy listener.
+    pub base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin: String,
+    /// The temp dir with the config, the access log and stderr.
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts the gateway with `endpoints_yaml` (the YAML of the `endpoints:` list items and any
+    /// other top-level keys, with `{listen}`/`{admin}` filled in here) and waits until it is ready.
+    pub fn start(body_yaml: &str) -> Gateway {
+        let port = free_port();
+        let admin_port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!(
+            "listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
+            up = dir.path().join("upgrade.sock").display(),
+            pid = dir.path().join("mcpgate.pid").display(),
+            log = dir.path().join("access.log").display(),
+        );
+        let conf = dir.path().join("mcpgate.yaml");
+        std::fs::write(&conf, yaml).expect("write config");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&conf)
+            .env("MCPGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start mcpgate");
+        let gw = Gateway {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            dir,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    /// A gateway with one endpoint `/mcp` in front of `hosts`, plus extra backend YAML lines
+    /// (indented for the `backend:` map).
+    pub fn in_front_of(hosts: &[SocketAddr], backend_extra: &str) -> Gateway {
+        let hosts: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
+        Gateway::start(&format!(
+            "endpoints:\n  - path: /mcp\n    backend:\n      hosts: [{}]\n{backend_extra}",
+            hosts.join(", ")
+        ))
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = self.admin.trim_start_matches("http://").to_string();
+        while Instant::now() < deadline {
+            if let Ok(body) = blocking_get(&addr, "/readyz") {
+                if body.starts_with("HTTP/1.1 200") {
+                    // The admin listener is up; make sure the proxy listener is too.
+                    let proxy = self.base.trim_start_matches("http://");
+                    if std::net::TcpStream::connect(proxy).is_ok() {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mcpgate did not become ready; stderr:\n{}", self.stderr());
+    }
+
+    /// The proxy URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The access-log lines written so far, parsed.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 GET (for readiness polling without a runtime).
+fn blocking_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut first = String::new();
+    BufReader::new(s).read_line(&mut first)?;
+    Ok(first)
+}
+
+/// Sum of the samples of metric `name` whose labels contain every `label=value` of `labels`.
+pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `mcpgate` with `args` and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .output()
+        .expect("run mcpgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `text` to a temp file named `name` and returns its path (kept alive by the dir).
+pub fn temp_file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write temp file");
+    p
+}
