@@ -44,11 +44,11 @@ const NOTIFY_DELAY: Duration = Duration::from_millis(100);
 /// Serves the demo MCP server on `listener` at path `/mcp` (streamable HTTP, stateful sessions,
 /// SSE) until the future is dropped.
 ///
-/// The `Host` allow-list of rmcp (loopback only by default) is turned off: the demo sits behind
-/// the gateway, which forwards the client's `Host` and does its own Host and Origin checks.
+/// rmcp's own `Host` allow-list (loopback only) stays on: the gateway sends the upstream's own
+/// address as `Host`, and the demo must stay safe when run alone (`--upstream-only`).
 /// Dropping the future cancels every session and ends their open SSE streams.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    let config = StreamableHttpServerConfig::default();
     let _cancel_sessions_on_drop = config.cancellation_token.clone().drop_guard();
     let service = StreamableHttpService::new(
         || Ok(DemoServer::new()),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod mcp;
 pub mod observability;
+pub mod policy;
 pub mod proxy;
 pub mod runtime;
 pub mod server;

@@ -60,7 +60,10 @@ fn server_conf(cfg: &FileConfig, flags: &RunFlags) -> ServerConf {
             .upgrade_sock
             .clone()
             .unwrap_or_else(|| "/tmp/mcpgate_upgrade.sock".into()),
-        pid_file: s.pid_file.clone().unwrap_or_else(|| "/tmp/mcpgate.pid".into()),
+        pid_file: s
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| "/tmp/mcpgate.pid".into()),
         error_log: s.error_log.clone(),
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size.unwrap_or(256),
         daemon: flags.daemon,

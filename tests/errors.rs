@@ -117,3 +117,56 @@ async fn silent_upstream_is_a_504_after_the_idle_timeout() {
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn dns_rebinding_is_refused_before_the_upstream() {
+    let up = recording("a", 200, "{}").await;
+    let gw = Gateway::in_front_of(&[up.addr], "");
+    let client = reqwest::Client::new();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    for (host, origin) in [
+        ("evil.example.com", Some("http://evil.example.com")),
+        ("evil.example.com", None),
+    ] {
+        let mut req = client
+            .post(gw.url("/mcp"))
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(init);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 403, "Host {host}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["id"], 1);
+        assert_eq!(v["error"]["data"]["reason"], "host_not_allowed");
+    }
+    let resp = client
+        .post(gw.url("/mcp"))
+        .header("origin", "http://evil.example.com")
+        .header("content-type", "application/json")
+        .body(init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["data"]["reason"], "origin_not_allowed");
+    assert!(
+        up.requests().is_empty(),
+        "refused requests never reach the upstream"
+    );
+
+    let local_origin = gw.base.clone();
+    let resp = client
+        .post(gw.url("/mcp"))
+        .header("origin", local_origin)
+        .header("content-type", "application/json")
+        .body(init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.requests().len(), 1);
+}

@@ -113,3 +113,31 @@ async fn health_checks_eject_a_dead_host_and_readmit_it() {
     }
     drop(b2);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_reused() {
+    let a = recording("a", 200, "{}").await;
+    let gw = Gateway::in_front_of(&[a.addr], "      health_check: {enabled: false}\n");
+    // Separate client connections, one after another: the gateway reuses its upstream connection.
+    for i in 0..20 {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let resp = client
+            .post(gw.url("/mcp"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"ping"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    assert_eq!(a.requests().len(), 20);
+    let conns = a.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        conns <= 2,
+        "20 requests opened {conns} upstream connections"
+    );
+}

@@ -6,8 +6,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -25,6 +27,8 @@ pub struct Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,12 +44,18 @@ impl Upstream {
     /// Serves `router` on `listener`.
     pub fn serve(listener: tokio::net::TcpListener, router: Router) -> Upstream {
         let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         Upstream {
             addr,
             seen: Arc::new(Mutex::new(Vec::new())),
+            connections,
             task,
         }
     }

@@ -10,6 +10,7 @@ mod validate;
 pub use load::{load_file, load_str, schema_json, ConfigError, Problem};
 pub use validate::{parse_duration, parse_host_url, HostUrl};
 
+pub use crate::policy::PoliciesConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,9 @@ pub struct FileConfig {
     /// The JSON access log (one line per request, written off the request path).
     #[serde(default)]
     pub access_log: AccessLogSettings,
+    /// Service-wide policy settings; an endpoint's `policies` replace them one policy at a time.
+    #[serde(default)]
+    pub policies: PoliciesConfig,
     /// The MCP endpoints the gateway serves.
     pub endpoints: Vec<EndpointConfig>,
 }
@@ -188,6 +192,9 @@ pub struct EndpointConfig {
     /// Query-string parameters forwarded to the upstream (default: none; `"*"` forwards all).
     #[serde(default)]
     pub input_query_strings: Option<Vec<String>>,
+    /// Policy settings of this endpoint (each replaces the service-wide one of the same name).
+    #[serde(default)]
+    pub policies: Option<PoliciesConfig>,
     /// Where requests go.
     pub backend: BackendConfig,
 }

@@ -36,6 +36,9 @@ pub enum GatewayError {
     /// The upstream connection failed after the request was sent.
     #[error("the upstream connection failed")]
     UpstreamFailed,
+    /// Refused by a policy (IP filter, Host or Origin check); the reason is a fixed phrase.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// The request could not be read.
     #[error("the request could not be read")]
     BadRequest,
@@ -52,6 +55,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::UpstreamUnreachable | GatewayError::UpstreamFailed => 502,
             GatewayError::UpstreamTimeout => 504,
+            GatewayError::Forbidden(_) => 403,
             GatewayError::BadRequest => 400,
             GatewayError::Internal => 500,
         }
@@ -65,6 +69,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable => "upstream_unreachable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamFailed => "upstream_failed",
+            GatewayError::Forbidden(reason) => reason,
             GatewayError::BadRequest => "bad_request",
             GatewayError::Internal => "internal_error",
         }

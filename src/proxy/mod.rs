@@ -56,6 +56,10 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let (endpoint, refusal) = routing::route(&ctx.snapshot, session.req_header());
         ctx.endpoint = endpoint;
+        let refusal = refusal.or_else(|| {
+            let ep = ctx.endpoint()?;
+            ep.policies.check_request(session.req_header()).err()
+        });
         if let Some(e) = refusal {
             errors::answer(session, ctx, e).await;
             return Ok(true);
@@ -133,6 +137,11 @@ impl ProxyHttp for Gateway {
             error_code,
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        // A client closing its connection (ending a GET stream, say) is not an error.
+        GatewayError::from_proxy_error(e).is_none()
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -1,8 +1,10 @@
 //! The compiled, immutable form of a config. One `Arc<Snapshot>` serves a request from start to
 //! end; a reload builds a whole new one.
 
+use crate::config::PoliciesConfig;
 use crate::config::{self, FileConfig, Problem, DEFAULT_INPUT_HEADERS};
 use crate::observability::metrics::{EndpointMetrics, HostMetrics};
+use crate::policy::{Policies, ServiceFacts};
 use crate::proxy::headers::{HeaderAllowList, QueryAllowList};
 use crate::proxy::health::HostHealthCheck;
 use http::{HeaderValue, Method};
@@ -37,6 +39,8 @@ pub struct Endpoint {
     pub input_headers: HeaderAllowList,
     /// Query parameters forwarded upstream.
     pub input_query: QueryAllowList,
+    /// The compiled policies.
+    pub policies: Policies,
     /// Where requests go.
     pub backend: Backend,
     /// Metric children.
@@ -92,8 +96,15 @@ impl Snapshot {
         let mut problems = Vec::new();
         let mut endpoints = Vec::with_capacity(source.endpoints.len());
         let mut routes = HashMap::new();
+        let facts = ServiceFacts {
+            loopback_listeners: source.listen.entries().iter().all(|l| {
+                l.address
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|a| a.ip().is_loopback())
+            }),
+        };
         for (i, ep) in source.endpoints.iter().enumerate() {
-            match compile_endpoint(ep, &format!("endpoints[{i}]")) {
+            match compile_endpoint(ep, &source.policies, &facts, &format!("endpoints[{i}]")) {
                 Ok(e) => {
                     routes.insert(e.path.clone(), endpoints.len());
                     endpoints.push(e);
@@ -126,7 +137,16 @@ fn duration(v: &Option<String>, default: Duration) -> Duration {
         .unwrap_or(default)
 }
 
-fn compile_endpoint(ep: &config::EndpointConfig, at: &str) -> Result<Endpoint, Vec<Problem>> {
+fn compile_endpoint(
+    ep: &config::EndpointConfig,
+    defaults: &PoliciesConfig,
+    facts: &ServiceFacts,
+    at: &str,
+) -> Result<Endpoint, Vec<Problem>> {
+    let policies = match &ep.policies {
+        Some(own) => Policies::compile(&own.over(defaults), facts, &format!("{at}.policies"))?,
+        None => Policies::compile(defaults, facts, "policies")?,
+    };
     let name = ep.name.clone().unwrap_or_else(|| ep.path.clone());
     let methods: Vec<Method> = match &ep.methods {
         Some(list) => list
@@ -156,6 +176,7 @@ fn compile_endpoint(ep: &config::EndpointConfig, at: &str) -> Result<Endpoint, V
         allow,
         input_headers,
         input_query,
+        policies,
         backend,
     })
 }

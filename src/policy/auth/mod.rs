@@ -1,0 +1,3 @@
+//! Authentication methods and the identity they produce.
+
+pub mod identity;

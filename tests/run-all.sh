@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of mcpgate. Installs what the tests need first (Debian packages, Node 22, the
+# MCP conformance suite, the Python mcp SDKs), so it works on a fresh Debian machine (as root).
+# CI runs exactly this script (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v perl >/dev/null || need+=(perl)
+command -v cc >/dev/null || need+=(build-essential)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "cmake, perl, cc, promtool: present"
+
+step "peer dependencies (Node 22, conformance suite, Python mcp SDKs)"
+tests/peers/install.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+
+step "deploy files"
+promtool check config deploy/prometheus/prometheus.yml
+
+step "cargo test"
+cargo test --locked
+
+step "real peers: conformance suite and Python SDKs, directly and through the gateway"
+tests/peers/run.sh target/debug/mcpgate
