@@ -10,5 +10,6 @@ mod mcp_client;
 mod mcp_session;
 mod metrics;
 mod relay;
+mod security;
 mod streaming;
 mod upstream_selection;

@@ -10,7 +10,7 @@ mod validate;
 pub use load::{load_file, load_str, schema_json, ConfigError, Problem};
 pub use validate::{parse_duration, parse_host_url, HostUrl};
 
-pub use crate::policy::PoliciesConfig;
+pub use crate::policy::{ClientAddressConfig, PoliciesConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// The JSON access log (one line per request, written off the request path).
     #[serde(default)]
     pub access_log: AccessLogSettings,
+    /// Where the client address comes from (trusted proxies and their forwarding header).
+    #[serde(default)]
+    pub client_address: ClientAddressConfig,
     /// Service-wide policy settings; an endpoint's `policies` replace them one policy at a time.
     #[serde(default)]
     pub policies: PoliciesConfig,

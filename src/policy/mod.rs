@@ -4,31 +4,63 @@
 //! authentication, MCP inspection, CEL policies, rate and concurrency limits, header modifiers.
 
 pub mod auth;
+pub mod body_limit;
+pub mod cors;
+pub mod header_modifiers;
+pub mod ip_filter;
 pub mod origin;
+
+pub use body_limit::LimitsConfig;
+pub use cors::CorsConfig;
+pub use header_modifiers::HeaderOp;
+pub use ip_filter::{ClientAddressConfig, IpFilterConfig};
+pub use origin::OriginConfig;
 
 use crate::config::Problem;
 use crate::proxy::errors::GatewayError;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// The policy settings, service-wide or of one endpoint.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PoliciesConfig {
-    /// Host and Origin validation against DNS rebinding.
+    /// CIDR allow and deny lists (403).
+    #[serde(default)]
+    pub ip_filter: Option<IpFilterConfig>,
+    /// CORS, answered by the gateway.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
+    /// Host and Origin validation against DNS rebinding (403).
     #[serde(default)]
     pub origin: Option<OriginConfig>,
+    /// Body and header size limits (413, 431).
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// Header operations on the request sent upstream (after the `input_headers` allow-list).
+    #[serde(default)]
+    pub request_headers: Option<Vec<HeaderOp>>,
+    /// Header operations on the response sent to the client.
+    #[serde(default)]
+    pub response_headers: Option<Vec<HeaderOp>>,
 }
-
-pub use origin::OriginConfig;
 
 impl PoliciesConfig {
     /// The endpoint's settings over the service-wide ones: a policy set on the endpoint replaces
     /// the service-wide one as a whole.
     pub fn over(&self, defaults: &PoliciesConfig) -> PoliciesConfig {
+        fn pick<T: Clone>(own: &Option<T>, default: &Option<T>) -> Option<T> {
+            own.clone().or_else(|| default.clone())
+        }
         PoliciesConfig {
-            origin: self.origin.clone().or_else(|| defaults.origin.clone()),
+            ip_filter: pick(&self.ip_filter, &defaults.ip_filter),
+            cors: pick(&self.cors, &defaults.cors),
+            origin: pick(&self.origin, &defaults.origin),
+            limits: pick(&self.limits, &defaults.limits),
+            request_headers: pick(&self.request_headers, &defaults.request_headers),
+            response_headers: pick(&self.response_headers, &defaults.response_headers),
         }
     }
 }
@@ -42,7 +74,30 @@ pub struct ServiceFacts {
 /// The compiled policies of one endpoint.
 #[derive(Debug, Clone)]
 pub struct Policies {
+    ip_filter: ip_filter::IpFilter,
+    /// CORS, when configured.
+    pub cors: Option<cors::Cors>,
     origin: origin::OriginCheck,
+    /// Size limits.
+    pub limits: body_limit::Limits,
+    /// Request header operations.
+    pub request_headers: header_modifiers::HeaderModifiers,
+    /// Response header operations.
+    pub response_headers: header_modifiers::HeaderModifiers,
+}
+
+/// What the request-header policies decided.
+pub enum Verdict {
+    /// Go on to the upstream.
+    Continue,
+    /// A CORS preflight: answer 204 with these headers.
+    Preflight(Vec<(http::HeaderName, http::HeaderValue)>),
+    /// Refuse.
+    Refuse(GatewayError),
+}
+
+fn collect<T>(r: Result<T, Vec<Problem>>, problems: &mut Vec<Problem>) -> Option<T> {
+    r.map_err(|mut p| problems.append(&mut p)).ok()
 }
 
 impl Policies {
@@ -52,17 +107,115 @@ impl Policies {
         facts: &ServiceFacts,
         at: &str,
     ) -> Result<Self, Vec<Problem>> {
-        let origin = origin::OriginCheck::compile(
-            &cfg.origin.clone().unwrap_or_default(),
-            facts.loopback_listeners,
-            &format!("{at}.origin"),
-        )?;
-        Ok(Policies { origin })
+        let mut p = Vec::new();
+        let ip_filter = collect(
+            ip_filter::IpFilter::compile(
+                &cfg.ip_filter.clone().unwrap_or_default(),
+                &format!("{at}.ip_filter"),
+            ),
+            &mut p,
+        );
+        let cors = match &cfg.cors {
+            Some(c) => collect(cors::Cors::compile(c, &format!("{at}.cors")), &mut p).map(Some),
+            None => Some(None),
+        };
+        let origin = collect(
+            origin::OriginCheck::compile(
+                &cfg.origin.clone().unwrap_or_default(),
+                facts.loopback_listeners,
+                &format!("{at}.origin"),
+            ),
+            &mut p,
+        );
+        let limits = collect(
+            body_limit::Limits::compile(
+                &cfg.limits.clone().unwrap_or_default(),
+                &format!("{at}.limits"),
+            ),
+            &mut p,
+        );
+        let request_headers = collect(
+            header_modifiers::HeaderModifiers::compile(
+                cfg.request_headers.as_deref().unwrap_or(&[]),
+                &format!("{at}.request_headers"),
+            ),
+            &mut p,
+        );
+        let response_headers = collect(
+            header_modifiers::HeaderModifiers::compile(
+                cfg.response_headers.as_deref().unwrap_or(&[]),
+                &format!("{at}.response_headers"),
+            ),
+            &mut p,
+        );
+        match (
+            ip_filter,
+            cors,
+            origin,
+            limits,
+            request_headers,
+            response_headers,
+        ) {
+            (
+                Some(ip_filter),
+                Some(cors),
+                Some(origin),
+                Some(limits),
+                Some(request_headers),
+                Some(response_headers),
+            ) if p.is_empty() => Ok(Policies {
+                ip_filter,
+                cors,
+                origin,
+                limits,
+                request_headers,
+                response_headers,
+            }),
+            _ => Err(p),
+        }
     }
 
-    /// Runs the request-header policies in their fixed order.
-    pub fn check_request(&self, req: &RequestHeader) -> Result<(), GatewayError> {
-        self.origin.check(req)?;
-        Ok(())
+    /// Runs the request-header policies in their fixed order: IP filter, CORS preflight,
+    /// Origin check, size limits. (Authentication follows, in the proxy.)
+    pub fn check_request(&self, req: &RequestHeader, client: Option<IpAddr>) -> Verdict {
+        if let Err(e) = self.ip_filter.check(client) {
+            return Verdict::Refuse(e);
+        }
+        if let Some(cors) = &self.cors {
+            if cors::Cors::is_preflight(req) {
+                return match cors.preflight(req) {
+                    cors::Preflight::Allowed(h) => Verdict::Preflight(h),
+                    cors::Preflight::Refused => {
+                        Verdict::Refuse(GatewayError::Forbidden("cors_not_allowed"))
+                    }
+                };
+            }
+        }
+        let cors_allowed = |o: &str| self.cors.as_ref().is_some_and(|c| c.origin_allowed(o));
+        if let Err(e) = self.origin.check(req, cors_allowed) {
+            return Verdict::Refuse(e);
+        }
+        if let Err(e) = self.limits.check_request(req) {
+            return Verdict::Refuse(e);
+        }
+        Verdict::Continue
+    }
+
+    /// CORS headers for an answer to a request with `origin` (gateway-made or relayed).
+    pub fn apply_cors(
+        &self,
+        req: &RequestHeader,
+        resp: &mut ResponseHeader,
+    ) -> pingora::Result<()> {
+        match &self.cors {
+            Some(cors) => {
+                let origin = req
+                    .headers
+                    .get(http::header::ORIGIN)
+                    .and_then(|v| v.to_str().ok());
+                cors.apply(origin, resp)
+            }
+            None => Ok(()),
+        }
     }
 }

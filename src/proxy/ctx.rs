@@ -27,6 +27,8 @@ pub struct RequestCtx {
     pub upstream_sent: Option<Instant>,
     /// Upstream time to first byte.
     pub upstream_ttfb: Option<Duration>,
+    /// Request body bytes counted so far (for the size limit).
+    pub body_bytes: u64,
     /// The first bytes of the request body, kept (by reference) for error answers.
     pub body: BodyCapture,
     /// The response is an SSE stream.
@@ -50,6 +52,7 @@ impl RequestCtx {
             tried_hosts: 0,
             upstream_sent: None,
             upstream_ttfb: None,
+            body_bytes: 0,
             body: BodyCapture::default(),
             sse: false,
             stream_counted: false,

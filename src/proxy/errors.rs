@@ -16,7 +16,7 @@ pub const ID_SCAN_LIMIT: usize = 64 * 1024;
 const ID_SCAN_WAIT: Duration = Duration::from_secs(1);
 
 /// A response the gateway makes itself.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GatewayError {
     /// No endpoint serves the path.
     #[error("no MCP endpoint is served at this path")]
@@ -39,6 +39,12 @@ pub enum GatewayError {
     /// Refused by a policy (IP filter, Host or Origin check); the reason is a fixed phrase.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The request body is larger than the limit.
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
+    /// The request headers are too many or too large.
+    #[error("the request headers are too large")]
+    HeadersTooLarge,
     /// The request could not be read.
     #[error("the request could not be read")]
     BadRequest,
@@ -56,6 +62,8 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable | GatewayError::UpstreamFailed => 502,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::Forbidden(_) => 403,
+            GatewayError::PayloadTooLarge => 413,
+            GatewayError::HeadersTooLarge => 431,
             GatewayError::BadRequest => 400,
             GatewayError::Internal => 500,
         }
@@ -70,6 +78,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamFailed => "upstream_failed",
             GatewayError::Forbidden(reason) => reason,
+            GatewayError::PayloadTooLarge => "payload_too_large",
+            GatewayError::HeadersTooLarge => "headers_too_large",
             GatewayError::BadRequest => "bad_request",
             GatewayError::Internal => "internal_error",
         }
@@ -91,6 +101,8 @@ impl GatewayError {
             | TLSHandshakeFailure | TLSHandshakeTimedout | ConnectProxyFailure | SocketError
             | BindError | InvalidCert | TLSWantX509Lookup => GatewayError::UpstreamUnreachable,
             Custom(NO_HOST) => GatewayError::UpstreamUnreachable,
+            HTTPStatus(413) => GatewayError::PayloadTooLarge,
+            HTTPStatus(400) => GatewayError::BadRequest,
             ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => {
                 GatewayError::UpstreamTimeout
             }
@@ -124,7 +136,7 @@ pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: GatewayErr
         .to_string()
         .into_bytes(),
     };
-    let sent = write(session, status, &err, body).await;
+    let sent = write(session, ctx, status, &err, body).await;
     if let Err(e) = sent {
         tracing::debug!(error = %e, "could not send the error response");
     }
@@ -134,11 +146,16 @@ pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: GatewayErr
 
 async fn write(
     session: &mut Session,
+    ctx: &RequestCtx,
     status: u16,
     err: &GatewayError,
     body: Vec<u8>,
 ) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(5))?;
+    let mut resp = ResponseHeader::build(status, Some(6))?;
+    if let Some(ep) = ctx.endpoint() {
+        // Error answers carry CORS headers too, so browsers can read them.
+        ep.policies.apply_cors(session.req_header(), &mut resp)?;
+    }
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
@@ -151,6 +168,25 @@ async fn write(
         .write_response_body(Some(Bytes::from(body)), true)
         .await?;
     Ok(())
+}
+
+/// Answers an allowed CORS preflight: 204 with `headers`. Returns the status sent.
+pub async fn answer_preflight(
+    session: &mut Session,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+) -> u16 {
+    let written = async {
+        let mut resp = ResponseHeader::build(204, Some(headers.len() + 1))?;
+        for (name, value) in headers {
+            resp.append_header(name, value)?;
+        }
+        resp.insert_header(header::CONTENT_LENGTH, "0")?;
+        session.write_response_header(Box::new(resp), true).await
+    };
+    if let Err(e) = written.await {
+        tracing::debug!(error = %e, "could not answer the preflight");
+    }
+    204
 }
 
 /// Finds out whether the request was JSON-RPC, from the body bytes seen so far plus what is

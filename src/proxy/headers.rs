@@ -186,7 +186,11 @@ pub fn rewrite_upstream_request(
         proto,
         host: host_header,
     };
-    prepare_upstream_request(req, &endpoint.input_headers, &host.authority, &fwd)
+    prepare_upstream_request(req, &endpoint.input_headers, &host.authority, &fwd)?;
+    endpoint
+        .policies
+        .request_headers
+        .apply_request(session.req_header(), req)
 }
 
 /// Response headers that describe the upstream connection, not the message.

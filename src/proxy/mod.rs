@@ -9,6 +9,7 @@ pub mod routing;
 pub mod upstream;
 
 use crate::observability;
+use crate::policy::{self, Verdict};
 use crate::runtime::store::ConfigStore;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use errors::GatewayError;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
-use pingora::{Error, Result};
+use pingora::{Error, ErrorType, Result};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,25 +47,45 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.client_ip = session
+        let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        ctx.client_ip = ctx
+            .snapshot
+            .client_address
+            .resolve(peer, session.req_header());
         Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let (endpoint, refusal) = routing::route(&ctx.snapshot, session.req_header());
         ctx.endpoint = endpoint;
-        let refusal = refusal.or_else(|| {
-            let ep = ctx.endpoint()?;
-            ep.policies.check_request(session.req_header()).err()
-        });
-        if let Some(e) = refusal {
-            errors::answer(session, ctx, e).await;
-            return Ok(true);
+        let verdict = match (ctx.endpoint(), refusal) {
+            (Some(ep), Some(GatewayError::MethodNotAllowed { .. }))
+                if policy::cors::Cors::is_preflight(session.req_header())
+                    && ep.policies.cors.is_some() =>
+            {
+                ep.policies
+                    .check_request(session.req_header(), ctx.client_ip)
+            }
+            (_, Some(e)) => Verdict::Refuse(e),
+            (Some(ep), None) => ep
+                .policies
+                .check_request(session.req_header(), ctx.client_ip),
+            (None, None) => Verdict::Refuse(GatewayError::NotFound),
+        };
+        match verdict {
+            Verdict::Continue => Ok(false),
+            Verdict::Preflight(headers) => {
+                errors::answer_preflight(session, headers).await;
+                Ok(true)
+            }
+            Verdict::Refuse(e) => {
+                errors::answer(session, ctx, e).await;
+                Ok(true)
+            }
         }
-        Ok(false)
     }
 
     async fn request_body_filter(
@@ -76,6 +97,15 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(chunk) = body {
             ctx.body.push(chunk, errors::ID_SCAN_LIMIT);
+            let limits = ctx.endpoint().map(|ep| ep.policies.limits);
+            if let Some(limits) = limits {
+                if limits.count(&mut ctx.body_bytes, chunk.len()).is_err() {
+                    return Error::e_explain(
+                        ErrorType::HTTPStatus(413),
+                        "request body over the limit",
+                    );
+                }
+            }
         }
         ctx.body.complete |= end_of_stream;
         Ok(())
@@ -111,12 +141,19 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_ttfb = ctx.upstream_sent.map(|t| t.elapsed());
         headers::strip_hop_by_hop(upstream_response);
+        if let Some(ep) = ctx.endpoint() {
+            ep.policies
+                .apply_cors(session.req_header(), upstream_response)?;
+            ep.policies
+                .response_headers
+                .apply_response(upstream_response)?;
+        }
         observability::response_started(upstream_response, ctx);
         Ok(())
     }

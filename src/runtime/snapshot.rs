@@ -4,6 +4,7 @@
 use crate::config::PoliciesConfig;
 use crate::config::{self, FileConfig, Problem, DEFAULT_INPUT_HEADERS};
 use crate::observability::metrics::{EndpointMetrics, HostMetrics};
+use crate::policy::ip_filter::ClientAddress;
 use crate::policy::{Policies, ServiceFacts};
 use crate::proxy::headers::{HeaderAllowList, QueryAllowList};
 use crate::proxy::health::HostHealthCheck;
@@ -22,6 +23,8 @@ pub struct Snapshot {
     /// The endpoints, in config order.
     pub endpoints: Vec<Endpoint>,
     routes: HashMap<String, usize>,
+    /// How the client address is found.
+    pub client_address: ClientAddress,
     /// The config it was compiled from (for listeners, server settings and reload diffs).
     pub source: FileConfig,
 }
@@ -112,11 +115,15 @@ impl Snapshot {
                 Err(mut p) => problems.append(&mut p),
             }
         }
+        let client_address = ClientAddress::compile(&source.client_address, "client_address")
+            .map_err(|mut p| problems.append(&mut p))
+            .unwrap_or_default();
         if problems.is_empty() {
             Ok(Snapshot {
                 generation,
                 endpoints,
                 routes,
+                client_address,
                 source,
             })
         } else {
