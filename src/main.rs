@@ -1,6 +1,7 @@
 //! The `mcpgate` command line.
 
 use clap::{Parser, Subcommand};
+use mcpgate::policy::auth::api_key;
 use mcpgate::{config, demo, observability, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,14 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Print the SHA-256 hash of an API key, for `api_keys.keys[].sha256` (reads the key from
+    /// standard input when not given, so it stays out of shell history).
+    HashKey {
+        /// The key.
+        key: Option<String>,
+    },
+    /// Print a new random API key (and its hash on standard error).
+    GenerateKey,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +66,36 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Some(Command::HashKey { key }) => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let mut line = String::new();
+                    if std::io::stdin().read_line(&mut line).is_err() {
+                        eprintln!("cannot read the key from standard input");
+                        return ExitCode::FAILURE;
+                    }
+                    line.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            if key.is_empty() {
+                eprintln!("the key is empty");
+                return ExitCode::FAILURE;
+            }
+            println!("{}", api_key::hash_key(&key));
+            ExitCode::SUCCESS
+        }
+        Some(Command::GenerateKey) => match api_key::generate_key() {
+            Ok(key) => {
+                println!("{key}");
+                eprintln!("sha256: {}", api_key::hash_key(&key));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot generate a key: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Demo {
             upstream_only: Some(addr),
         }) => match demo_upstreams(&[addr]) {

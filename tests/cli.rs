@@ -23,6 +23,29 @@ fn example_config_is_valid() {
 }
 
 #[test]
+fn every_example_config_is_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (code, out, err) = run_cli(&["-c", path.to_str().unwrap(), "-t"]);
+        assert_eq!(code, 0, "{}: {out}{err}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
+
+#[test]
+fn hash_key_prints_the_sha256() {
+    let (code, out, _) = run_cli(&["hash-key", "abc"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    let (code, out, err) = run_cli(&["generate-key"]);
+    assert_eq!(code, 0);
+    assert!(out.trim().starts_with("mcpk_") && err.contains("sha256: "), "{out} {err}");
+}
+
+#[test]
 fn json_config_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let conf = temp_file(

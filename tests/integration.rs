@@ -4,6 +4,7 @@
 mod support;
 mod upstreams;
 
+mod auth;
 mod cli;
 mod errors;
 mod mcp_client;

@@ -31,6 +31,10 @@ pub struct FileConfig {
     /// The JSON access log (one line per request, written off the request path).
     #[serde(default)]
     pub access_log: AccessLogSettings,
+    /// The gateway's public base URL, e.g. `https://mcp.example.com` (default: `http://` plus the
+    /// first listener's address). OAuth resource identifiers and metadata URLs derive from it.
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// Where the client address comes from (trusted proxies and their forwarding header).
     #[serde(default)]
     pub client_address: ClientAddressConfig,

@@ -8,12 +8,15 @@ pub mod body_limit;
 pub mod cors;
 pub mod header_modifiers;
 pub mod ip_filter;
+pub mod oauth;
 pub mod origin;
 
+pub use auth::AuthConfig;
 pub use body_limit::LimitsConfig;
 pub use cors::CorsConfig;
 pub use header_modifiers::HeaderOp;
 pub use ip_filter::{ClientAddressConfig, IpFilterConfig};
+pub use oauth::OAuthConfig;
 pub use origin::OriginConfig;
 
 use crate::config::Problem;
@@ -39,6 +42,13 @@ pub struct PoliciesConfig {
     /// Body and header size limits (413, 431).
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// Authentication (401 / 403).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// OAuth 2.1 protected-resource metadata (RFC 9728) for clients to discover how to get a
+    /// token.
+    #[serde(default)]
+    pub oauth: Option<OAuthConfig>,
     /// Header operations on the request sent upstream (after the `input_headers` allow-list).
     #[serde(default)]
     pub request_headers: Option<Vec<HeaderOp>>,
@@ -59,6 +69,8 @@ impl PoliciesConfig {
             cors: pick(&self.cors, &defaults.cors),
             origin: pick(&self.origin, &defaults.origin),
             limits: pick(&self.limits, &defaults.limits),
+            auth: pick(&self.auth, &defaults.auth),
+            oauth: pick(&self.oauth, &defaults.oauth),
             request_headers: pick(&self.request_headers, &defaults.request_headers),
             response_headers: pick(&self.response_headers, &defaults.response_headers),
         }
@@ -69,6 +81,8 @@ impl PoliciesConfig {
 pub struct ServiceFacts {
     /// Every listener binds a loopback address.
     pub loopback_listeners: bool,
+    /// The gateway's public base URL (no trailing slash).
+    pub public_url: String,
 }
 
 /// The compiled policies of one endpoint.
@@ -80,6 +94,10 @@ pub struct Policies {
     origin: origin::OriginCheck,
     /// Size limits.
     pub limits: body_limit::Limits,
+    /// Authentication, when configured.
+    pub auth: Option<auth::Authenticator>,
+    /// Protected-resource metadata, when configured.
+    pub oauth: Option<oauth::OAuthMetadata>,
     /// Request header operations.
     pub request_headers: header_modifiers::HeaderModifiers,
     /// Response header operations.
@@ -105,9 +123,42 @@ impl Policies {
     pub fn compile(
         cfg: &PoliciesConfig,
         facts: &ServiceFacts,
+        path: &str,
         at: &str,
     ) -> Result<Self, Vec<Problem>> {
         let mut p = Vec::new();
+        let resource = cfg
+            .oauth
+            .as_ref()
+            .and_then(|o| o.resource.clone())
+            .unwrap_or_else(|| format!("{}{path}", facts.public_url));
+        let auth = match &cfg.auth {
+            Some(a) => collect(
+                auth::Authenticator::compile(a, &resource, &format!("{at}.auth")),
+                &mut p,
+            )
+            .map(Some),
+            None => Some(None),
+        };
+        let required_scopes = auth
+            .as_ref()
+            .and_then(|a| a.as_ref())
+            .map(|a| a.required_scopes().to_vec())
+            .unwrap_or_default();
+        let oauth = match &cfg.oauth {
+            Some(o) => collect(
+                oauth::OAuthMetadata::compile(
+                    o,
+                    &facts.public_url,
+                    path,
+                    &required_scopes,
+                    &format!("{at}.oauth"),
+                ),
+                &mut p,
+            )
+            .map(Some),
+            None => Some(None),
+        };
         let ip_filter = collect(
             ip_filter::IpFilter::compile(
                 &cfg.ip_filter.clone().unwrap_or_default(),
@@ -155,6 +206,8 @@ impl Policies {
             limits,
             request_headers,
             response_headers,
+            auth,
+            oauth,
         ) {
             (
                 Some(ip_filter),
@@ -163,11 +216,15 @@ impl Policies {
                 Some(limits),
                 Some(request_headers),
                 Some(response_headers),
+                Some(auth),
+                Some(oauth),
             ) if p.is_empty() => Ok(Policies {
                 ip_filter,
                 cors,
                 origin,
                 limits,
+                auth,
+                oauth,
                 request_headers,
                 response_headers,
             }),
@@ -199,6 +256,49 @@ impl Policies {
             return Verdict::Refuse(e);
         }
         Verdict::Continue
+    }
+
+    /// Authenticates the request when the endpoint requires it: `Ok(None)` when it does not.
+    pub async fn authenticate(
+        &self,
+        req: &RequestHeader,
+    ) -> Result<Option<auth::identity::Identity>, GatewayError> {
+        let Some(authenticator) = &self.auth else {
+            return Ok(None);
+        };
+        match authenticator.authenticate(req).await {
+            Ok(identity) => Ok(Some(identity)),
+            Err(e) => Err(self.refusal(authenticator, &e)),
+        }
+    }
+
+    fn refusal(&self, a: &auth::Authenticator, e: &auth::identity::AuthError) -> GatewayError {
+        use auth::identity::AuthError;
+        let key_header = a
+            .credential_header()
+            .filter(|h| *h != http::header::AUTHORIZATION);
+        let challenge = oauth::challenge(
+            e,
+            self.oauth.as_ref(),
+            a.accepts_bearer(),
+            a.basic_challenge().as_deref(),
+            key_header.map(|h| h.as_str()),
+            a.required_scopes(),
+        );
+        match e {
+            AuthError::KeysUnavailable => GatewayError::AuthUnavailable,
+            AuthError::InsufficientScope { .. } | AuthError::Forbidden => {
+                GatewayError::InsufficientScope { challenge }
+            }
+            AuthError::Missing => GatewayError::Unauthorized {
+                challenge,
+                reason: "missing_credentials",
+            },
+            AuthError::Invalid(_) => GatewayError::Unauthorized {
+                challenge,
+                reason: "invalid_credentials",
+            },
+        }
     }
 
     /// CORS headers for an answer to a request with `origin` (gateway-made or relayed).

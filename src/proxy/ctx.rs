@@ -1,6 +1,7 @@
 //! The per-request context: the snapshot the request runs on, and what each phase learned.
 
 use super::errors::GatewayError;
+use crate::policy::auth::identity::Identity;
 use crate::runtime::snapshot::{Endpoint, Snapshot};
 use bytes::Bytes;
 use std::net::IpAddr;
@@ -17,6 +18,8 @@ pub struct RequestCtx {
     pub started_wall: SystemTime,
     /// The client's address.
     pub client_ip: Option<IpAddr>,
+    /// Who the client is, once authenticated.
+    pub identity: Option<Identity>,
     /// Index of the matched endpoint in the snapshot.
     pub endpoint: Option<usize>,
     /// Index of the upstream host chosen last.
@@ -31,6 +34,8 @@ pub struct RequestCtx {
     pub body_bytes: u64,
     /// The first bytes of the request body, kept (by reference) for error answers.
     pub body: BodyCapture,
+    /// Relaying the upstream's RFC 9728 metadata: the body collected so far (to rewrite).
+    pub metadata_relay: Option<Vec<u8>>,
     /// The response is an SSE stream.
     pub sse: bool,
     /// This request holds one count of the open-streams gauge.
@@ -47,6 +52,7 @@ impl RequestCtx {
             started: Instant::now(),
             started_wall: SystemTime::now(),
             client_ip: None,
+            identity: None,
             endpoint: None,
             host: None,
             tried_hosts: 0,
@@ -54,6 +60,7 @@ impl RequestCtx {
             upstream_ttfb: None,
             body_bytes: 0,
             body: BodyCapture::default(),
+            metadata_relay: None,
             sse: false,
             stream_counted: false,
             error: None,

@@ -39,6 +39,23 @@ pub enum GatewayError {
     /// Refused by a policy (IP filter, Host or Origin check); the reason is a fixed phrase.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// No valid credentials (401 with `WWW-Authenticate`).
+    #[error("authentication required: {reason}")]
+    Unauthorized {
+        /// The `WWW-Authenticate` value.
+        challenge: String,
+        /// A fixed phrase, safe to log.
+        reason: &'static str,
+    },
+    /// Valid credentials without the required scopes or roles (403 with `WWW-Authenticate`).
+    #[error("insufficient scope or role")]
+    InsufficientScope {
+        /// The `WWW-Authenticate` value.
+        challenge: String,
+    },
+    /// Token keys could not be fetched (503 with `Retry-After`).
+    #[error("authentication is temporarily unavailable")]
+    AuthUnavailable,
     /// The request body is larger than the limit.
     #[error("the request body is larger than the limit")]
     PayloadTooLarge,
@@ -62,6 +79,9 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable | GatewayError::UpstreamFailed => 502,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::Forbidden(_) => 403,
+            GatewayError::Unauthorized { .. } => 401,
+            GatewayError::InsufficientScope { .. } => 403,
+            GatewayError::AuthUnavailable => 503,
             GatewayError::PayloadTooLarge => 413,
             GatewayError::HeadersTooLarge => 431,
             GatewayError::BadRequest => 400,
@@ -78,6 +98,9 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamFailed => "upstream_failed",
             GatewayError::Forbidden(reason) => reason,
+            GatewayError::Unauthorized { .. } => "unauthorized",
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::AuthUnavailable => "auth_unavailable",
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::HeadersTooLarge => "headers_too_large",
             GatewayError::BadRequest => "bad_request",
@@ -159,8 +182,18 @@ async fn write(
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    if let GatewayError::MethodNotAllowed { allow } = err {
-        resp.insert_header(header::ALLOW, allow.clone())?;
+    match err {
+        GatewayError::MethodNotAllowed { allow } => {
+            resp.insert_header(header::ALLOW, allow.clone())?;
+        }
+        GatewayError::Unauthorized { challenge, .. }
+        | GatewayError::InsufficientScope { challenge } => {
+            resp.insert_header(header::WWW_AUTHENTICATE, challenge.as_str())?;
+        }
+        GatewayError::AuthUnavailable => {
+            resp.insert_header(header::RETRY_AFTER, "5")?;
+        }
+        _ => {}
     }
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
@@ -187,6 +220,25 @@ pub async fn answer_preflight(
         tracing::debug!(error = %e, "could not answer the preflight");
     }
     204
+}
+
+/// Answers a `GET` of a public JSON document (OAuth protected-resource metadata).
+pub async fn answer_document(session: &mut Session, body: &str) -> u16 {
+    let written = async {
+        let mut resp = ResponseHeader::build(200, Some(4))?;
+        resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+        resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        resp.insert_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")?;
+        resp.insert_header(header::CACHE_CONTROL, "max-age=300")?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session
+            .write_response_body(Some(Bytes::copy_from_slice(body.as_bytes())), true)
+            .await
+    };
+    if let Err(e) = written.await {
+        tracing::debug!(error = %e, "could not send the document");
+    }
+    200
 }
 
 /// Finds out whether the request was JSON-RPC, from the body bytes seen so far plus what is

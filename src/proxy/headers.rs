@@ -62,6 +62,13 @@ impl HeaderAllowList {
     }
 }
 
+impl HeaderAllowList {
+    /// Whether `name` is listed by its exact name (not by a wildcard).
+    pub fn allows_explicitly(&self, name: &HeaderName) -> bool {
+        self.exact.contains(name)
+    }
+}
+
 fn is_forwarding_header(name: &HeaderName) -> bool {
     let n = name.as_str();
     n.starts_with("x-forwarded-") || n == "forwarded" || n == "x-real-ip"
@@ -154,9 +161,18 @@ pub fn rewrite_upstream_request(
         return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no upstream chosen");
     };
     let query = endpoint.input_query.filter(req.uri.query());
+    let path = if ctx.metadata_relay.is_some() {
+        format!(
+            "{}{}",
+            crate::policy::oauth::WELL_KNOWN,
+            endpoint.backend.path
+        )
+    } else {
+        endpoint.backend.path.clone()
+    };
     let target = match query {
-        Some(q) => format!("{}?{q}", endpoint.backend.path),
-        None => endpoint.backend.path.clone(),
+        Some(q) => format!("{path}?{q}"),
+        None => path,
     };
     let uri = target.parse::<http::Uri>().map_err(|e| {
         pingora::Error::because(pingora::ErrorType::InternalError, "upstream URI", e)
@@ -187,6 +203,22 @@ pub fn rewrite_upstream_request(
         host: host_header,
     };
     prepare_upstream_request(req, &endpoint.input_headers, &host.authority, &fwd)?;
+    if let Some(auth) = &endpoint.policies.auth {
+        // The gateway's own credentials never travel on; identity claims may (propagate_claims).
+        if let Some(h) = auth.credential_header() {
+            if !endpoint.input_headers.allows_explicitly(h) {
+                req.remove_header(h);
+            }
+        }
+        for name in auth.propagated_header_names() {
+            req.remove_header(name);
+        }
+        if let Some(identity) = &ctx.identity {
+            for (name, value) in auth.propagated_headers(identity) {
+                req.insert_header(name, value)?;
+            }
+        }
+    }
     endpoint
         .policies
         .request_headers

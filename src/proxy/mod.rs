@@ -5,6 +5,7 @@ pub mod ctx;
 pub mod errors;
 pub mod headers;
 pub mod health;
+pub mod oauth_relay;
 pub mod routing;
 pub mod upstream;
 
@@ -59,6 +60,20 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if session.req_header().method == http::Method::GET {
+            let path = session.req_header().uri.path();
+            if let Some((index, ep)) = ctx.snapshot.metadata_endpoint(path) {
+                // RFC 9728 metadata: the gateway's own, or the upstream's relayed and rewritten.
+                if let Some(meta) = &ep.policies.oauth {
+                    let doc = meta.document().to_string();
+                    errors::answer_document(session, &doc).await;
+                    return Ok(true);
+                }
+                ctx.endpoint = Some(index);
+                ctx.metadata_relay = Some(Vec::new());
+                return Ok(false);
+            }
+        }
         let (endpoint, refusal) = routing::route(&ctx.snapshot, session.req_header());
         ctx.endpoint = endpoint;
         let verdict = match (ctx.endpoint(), refusal) {
@@ -74,6 +89,19 @@ impl ProxyHttp for Gateway {
                 .policies
                 .check_request(session.req_header(), ctx.client_ip),
             (None, None) => Verdict::Refuse(GatewayError::NotFound),
+        };
+        let verdict = match verdict {
+            Verdict::Continue => match ctx.endpoint() {
+                Some(ep) => match ep.policies.authenticate(session.req_header()).await {
+                    Ok(identity) => {
+                        ctx.identity = identity;
+                        Verdict::Continue
+                    }
+                    Err(e) => Verdict::Refuse(e),
+                },
+                None => Verdict::Continue,
+            },
+            other => other,
         };
         match verdict {
             Verdict::Continue => Ok(false),
@@ -147,6 +175,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.upstream_ttfb = ctx.upstream_sent.map(|t| t.elapsed());
         headers::strip_hop_by_hop(upstream_response);
+        oauth_relay::response_header(ctx, upstream_response)?;
         if let Some(ep) = ctx.endpoint() {
             ep.policies
                 .apply_cors(session.req_header(), upstream_response)?;
@@ -156,6 +185,17 @@ impl ProxyHttp for Gateway {
         }
         observability::response_started(upstream_response, ctx);
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        oauth_relay::response_body(ctx, body, end_of_stream);
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -100,6 +100,7 @@ impl Snapshot {
         let mut endpoints = Vec::with_capacity(source.endpoints.len());
         let mut routes = HashMap::new();
         let facts = ServiceFacts {
+            public_url: public_url(&source),
             loopback_listeners: source.listen.entries().iter().all(|l| {
                 l.address
                     .parse::<SocketAddr>()
@@ -131,10 +132,40 @@ impl Snapshot {
         }
     }
 
+    /// The endpoint whose RFC 9728 metadata lives at `path` (`/.well-known/...[/endpoint]`):
+    /// for the bare path, the first endpoint with its own metadata, else the first endpoint.
+    pub fn metadata_endpoint(&self, path: &str) -> Option<(usize, &Endpoint)> {
+        let rest = path.strip_prefix(crate::policy::oauth::WELL_KNOWN)?;
+        if rest.is_empty() || rest == "/" {
+            return self
+                .endpoints
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.policies.oauth.is_some())
+                .or_else(|| self.endpoints.first().map(|e| (0, e)));
+        }
+        self.route(rest)
+    }
+
     /// The endpoint serving `path`, if any.
     pub fn route(&self, path: &str) -> Option<(usize, &Endpoint)> {
         let i = *self.routes.get(path)?;
         Some((i, self.endpoints.get(i)?))
+    }
+}
+
+/// The gateway's public base URL: `public_url`, or the first listener's address.
+pub fn public_url(source: &FileConfig) -> String {
+    if let Some(u) = &source.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    match source.listen.entries().first() {
+        Some(l) => format!(
+            "{}://{}",
+            if l.tls.is_some() { "https" } else { "http" },
+            l.address
+        ),
+        None => "http://localhost".to_string(),
     }
 }
 
@@ -151,8 +182,13 @@ fn compile_endpoint(
     at: &str,
 ) -> Result<Endpoint, Vec<Problem>> {
     let policies = match &ep.policies {
-        Some(own) => Policies::compile(&own.over(defaults), facts, &format!("{at}.policies"))?,
-        None => Policies::compile(defaults, facts, "policies")?,
+        Some(own) => Policies::compile(
+            &own.over(defaults),
+            facts,
+            &ep.path,
+            &format!("{at}.policies"),
+        )?,
+        None => Policies::compile(defaults, facts, &ep.path, "policies")?,
     };
     let name = ep.name.clone().unwrap_or_else(|| ep.path.clone());
     let methods: Vec<Method> = match &ep.methods {

@@ -1,0 +1,358 @@
+//! Authentication at the gateway: API keys, Basic, OAuth protected-resource metadata and the
+//! 401/403 answers that point clients to it. The upstream receives nothing on failure.
+
+use crate::support::Gateway;
+use crate::upstreams::recording;
+use mcpgate::policy::auth::api_key::hash_key;
+use serde_json::Value;
+
+const CALL: &str = r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"echo"}}"#;
+
+fn post(gw: &Gateway) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(gw.url("/mcp"))
+        .header("content-type", "application/json")
+        .body(CALL)
+}
+
+#[tokio::test]
+async fn api_keys_and_basic_auth() {
+    let up = recording("a", 200, "{}").await;
+    let hash = hash_key("mcpk_test-key-1");
+    let bcrypt = bcrypt::hash("s3cret pass", 4).unwrap();
+    let gw = Gateway::start(&format!(
+        "public_url: https://mcp.example.com\npolicies:\n  auth:\n    api_keys:\n      keys:\n        - {{name: ci-bot, sha256: \"{hash}\", roles: [deployer]}}\n    basic:\n      users:\n        - {{name: alice, bcrypt: \"{bcrypt}\"}}\nendpoints:\n  - path: /mcp\n    input_headers: [\"*\"]\n    backend:\n      hosts: [http://{}]\n",
+        up.addr
+    ));
+
+    // Missing credentials: 401 with a challenge for each accepted method; JSON-RPC error with id 0.
+    let resp = post(&gw).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(challenge.contains("Basic realm=\"mcpgate\""), "{challenge}");
+    assert!(
+        challenge.contains("ApiKey header=\"x-api-key\""),
+        "{challenge}"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["id"], 0);
+    assert_eq!(v["error"]["data"]["status"], 401);
+
+    for (name, value) in [
+        ("x-api-key", "mcpk_test-key-2"),
+        ("x-api-key", ""),
+        ("authorization", "Basic YWxpY2U6d3Jvbmc="),
+    ] {
+        let resp = post(&gw).header(name, value).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{name}: {value}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"]["data"]["reason"],
+            "unauthorized"
+        );
+    }
+    assert!(
+        up.requests().is_empty(),
+        "failed authentication never reaches the upstream"
+    );
+
+    let ok = post(&gw)
+        .header("x-api-key", "mcpk_test-key-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let seen = &up.requests()[0];
+    assert!(
+        seen.headers.get("x-api-key").is_none(),
+        "the gateway's credential is not forwarded, even with input_headers: *"
+    );
+
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:s3cret pass");
+    for _ in 0..2 {
+        let ok = post(&gw)
+            .header("authorization", format!("Basic {basic}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    let seen = up.requests();
+    assert!(
+        seen[1].headers.get("authorization").is_none(),
+        "Authorization is never forwarded unless listed by name"
+    );
+    let log = gw.access_log();
+    assert!(
+        !std::fs::read_to_string(gw.dir.path().join("stderr.log"))
+            .unwrap()
+            .contains("mcpk_test-key-1"),
+        "secrets never logged"
+    );
+    assert!(!log.is_empty());
+}
+
+#[tokio::test]
+async fn oauth_metadata_and_bearer_challenges() {
+    let up = recording("a", 200, "{}").await;
+    let gw = Gateway::start(&format!(
+        "public_url: https://mcp.example.com\npolicies:\n  oauth:\n    authorization_servers: [https://auth.example.com]\n    resource_name: Demo\n  auth:\n    jwt:\n      secret: \"0123456789abcdef0123456789abcdef\"\n      algorithms: [HS256]\n      scopes: [mcp:tools]\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n",
+        up.addr
+    ));
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let resp = reqwest::get(gw.url(path)).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        let doc: Value = resp.json().await.unwrap();
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(doc["authorization_servers"][0], "https://auth.example.com");
+        assert_eq!(doc["scopes_supported"][0], "mcp:tools");
+        assert_eq!(doc["bearer_methods_supported"][0], "header");
+    }
+    assert_eq!(
+        reqwest::get(gw.url("/.well-known/oauth-protected-resource/other"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let meta =
+        "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"";
+    let resp = post(&gw).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let c = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        c.starts_with("Bearer ") && c.contains(meta) && c.contains("scope=\"mcp:tools\""),
+        "{c}"
+    );
+    assert!(
+        !c.contains("error="),
+        "no error code when no credentials were sent: {c}"
+    );
+
+    for token in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
+        let resp = post(&gw)
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{token}");
+        let c = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            c.contains(meta) && c.contains("error=\"invalid_token\""),
+            "{c}"
+        );
+    }
+    // The token in the query string is never used.
+    let resp = reqwest::Client::new()
+        .post(gw.url("/mcp?access_token=whatever"))
+        .header("content-type", "application/json")
+        .body(CALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_authenticating_upstream_gets_the_gateways_resource_urls() {
+    use axum::response::IntoResponse;
+    let router = axum::Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"resource":"http://10.9.9.9:3000/mcp","authorization_servers":["https://auth.example.com"]}"#,
+                )
+            }),
+        )
+        .route(
+            "/mcp",
+            axum::routing::post(|| async {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    [("www-authenticate", "Bearer resource_metadata=\"http://10.9.9.9:3000/.well-known/oauth-protected-resource/mcp\"")],
+                    "",
+                )
+                    .into_response()
+            }),
+        );
+    let up = crate::upstreams::Upstream::start(router).await;
+    let gw = Gateway::start(&format!(
+        "public_url: https://gw.example.com\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n",
+        up.addr
+    ));
+    let resp = post(&gw).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer resource_metadata=\"https://gw.example.com/.well-known/oauth-protected-resource/mcp\""
+    );
+    let resp = reqwest::get(gw.url("/.well-known/oauth-protected-resource/mcp"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["resource"], "https://gw.example.com/mcp");
+    assert_eq!(doc["authorization_servers"][0], "https://auth.example.com");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn jwt_tokens_from_a_jwks_server() {
+    use base64::Engine;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+        "n": b64.encode(rsa.n().to_vec()), "e": b64.encode(rsa.e().to_vec()),
+    }]})
+    .to_string();
+    let key = EncodingKey::from_rsa_der(&rsa.private_key_to_der().unwrap());
+    let jwks_server = crate::upstreams::Upstream::start(axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let body = jwks.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    ))
+    .await;
+
+    let up = recording("a", 200, "{}").await;
+    let gw = Gateway::start(&format!(
+        "public_url: https://mcp.example.com\npolicies:\n  oauth:\n    authorization_servers: [https://auth.example.com]\n  auth:\n    jwt:\n      jwks_url: http://{}/jwks.json\n      algorithms: [RS256]\n      issuer: https://auth.example.com\n      scopes: [mcp:tools]\n      propagate_claims: {{sub: X-User-Id}}\nendpoints:\n  - path: /mcp\n    input_headers: [\"*\"]\n    backend:\n      hosts: [http://{}]\n",
+        jwks_server.addr, up.addr
+    ));
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let token = |claims: serde_json::Value| encode(&header, &claims, &key).unwrap();
+    let good = serde_json::json!({
+        "sub": "alice", "iss": "https://auth.example.com", "aud": "https://mcp.example.com/mcp",
+        "exp": now() + 300, "scope": "mcp:tools other",
+    });
+
+    for _ in 0..2 {
+        let resp = post(&gw)
+            .header("authorization", format!("Bearer {}", token(good.clone())))
+            .header("x-user-id", "mallory")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].headers["x-user-id"], "alice",
+        "claims overwrite what the client sent"
+    );
+    assert!(
+        seen[0].headers.get("authorization").is_none(),
+        "no token passthrough"
+    );
+
+    let mut expired = good.clone();
+    expired["exp"] = (now() - 3600).into();
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = "https://other.example.com".into();
+    let mut wrong_iss = good.clone();
+    wrong_iss["iss"] = "https://evil.example.com".into();
+    let mut not_yet = good.clone();
+    not_yet["nbf"] = (now() + 3600).into();
+    for (what, claims) in [
+        ("expired", expired),
+        ("audience", wrong_aud),
+        ("issuer", wrong_iss),
+        ("nbf", not_yet),
+    ] {
+        let resp = post(&gw)
+            .header("authorization", format!("Bearer {}", token(claims)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{what}");
+        let c = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(c.contains("error=\"invalid_token\""), "{what}: {c}");
+    }
+    let mut no_scope = good.clone();
+    no_scope["scope"] = "other".into();
+    let resp = post(&gw)
+        .header("authorization", format!("Bearer {}", token(no_scope)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let c = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        c.contains("error=\"insufficient_scope\"") && c.contains("scope=\"mcp:tools\""),
+        "{c}"
+    );
+
+    // HS256 "signed" with the RSA public key as the secret: algorithm confusion is refused.
+    let public_pem = rsa.public_key_to_pem().unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some("k1".into());
+    let forged = encode(&hs, &good, &EncodingKey::from_secret(&public_pem)).unwrap();
+    let resp = post(&gw)
+        .header("authorization", format!("Bearer {forged}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        up.requests().len(),
+        2,
+        "nothing reaches the upstream on failure"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_jwks_is_a_clean_503_not_a_hang() {
+    let up = recording("a", 200, "{}").await;
+    let dead = crate::support::dead_addr();
+    let gw = Gateway::start(&format!(
+        "policies:\n  auth:\n    jwt:\n      jwks_url: http://{dead}/jwks.json\n      algorithms: [RS256]\n      jwks_timeout: 1s\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n",
+        up.addr
+    ));
+    let started = std::time::Instant::now();
+    let resp = post(&gw)
+        .header(
+            "authorization",
+            "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2ln",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    assert!(started.elapsed().as_secs() < 5);
+    assert!(up.requests().is_empty());
+}
