@@ -2,6 +2,9 @@
 //! the request-header allow-list, query filtering, hop-by-hop removal, and (error path only)
 //! JSON-RPC id extraction. Prints nanoseconds per operation; no timing assertions.
 //!
+//! The authentication section compares the cost per request of the auth chain: none, an API key,
+//! a JWT verified from the cache, and JWTs verified in full (HS256 and RS256).
+//!
 //! Run: `cargo bench --bench hot_path`. The end-to-end comparison against direct and nginx is
 //! tracked separately (issue 7).
 
@@ -72,4 +75,101 @@ fn main() {
     bench("JSON-RPC id (error path only)", 500_000, || {
         black_box(request_shape(black_box(body)));
     });
+    auth_chain();
+}
+
+fn auth_chain() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use mcpgate::policy::auth::{api_key, AuthConfig, Authenticator};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let claims = serde_json::json!({"sub": "bench", "aud": "http://gw/mcp", "exp": now + 3600, "scope": "mcp:tools"});
+    let secret = "0123456789abcdef0123456789abcdef";
+    let hs_token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign");
+    let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
+    let b64 = |v: Vec<u8>| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jwks_path = dir.path().join("jwks.json");
+    let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64(rsa.n().to_vec()), "e": b64(rsa.e().to_vec())}]});
+    std::fs::write(&jwks_path, jwks.to_string()).expect("write jwks");
+    let mut rs_header = Header::new(Algorithm::RS256);
+    rs_header.kid = Some("k1".into());
+    let rs_key = EncodingKey::from_rsa_der(&rsa.private_key_to_der().expect("der"));
+    let rs_token = encode(&rs_header, &claims, &rs_key).expect("sign");
+
+    let auth = |v: serde_json::Value| -> Authenticator {
+        let cfg: AuthConfig = serde_json::from_value(v).expect("auth config");
+        Authenticator::compile(&cfg, "http://gw/mcp", "bench").expect("compile")
+    };
+    let key = "mcpk_bench-key";
+    let api = auth(
+        serde_json::json!({"api_keys": {"keys": [{"name": "b", "sha256": api_key::hash_key(key)}]}}),
+    );
+    let hs_cached = auth(serde_json::json!({"jwt": {"secret": secret, "algorithms": ["HS256"]}}));
+    let hs_uncached = auth(
+        serde_json::json!({"jwt": {"secret": secret, "algorithms": ["HS256"], "cache_size": 0}}),
+    );
+    let rs_uncached = auth(
+        serde_json::json!({"jwt": {"jwks_file": jwks_path, "algorithms": ["RS256"], "cache_size": 0}}),
+    );
+    let rs_cached =
+        auth(serde_json::json!({"jwt": {"jwks_file": jwks_path, "algorithms": ["RS256"]}}));
+
+    let request = |name: &str, value: &str| {
+        let mut r = RequestHeader::build("POST", b"/mcp", None).expect("request");
+        r.insert_header(name.to_string(), value).expect("header");
+        r
+    };
+    let api_req = request("x-api-key", key);
+    let hs_req = request("authorization", &format!("Bearer {hs_token}"));
+    let rs_req = request("authorization", &format!("Bearer {rs_token}"));
+    let none_req = request("x-other", "1");
+
+    println!("\nauthentication chain, per request (single thread)");
+    bench("auth: none (no credentials checked)", 1_000_000, || {
+        black_box(rt.block_on(async { black_box(&none_req).headers.len() }));
+    });
+    let run = |name: &str, n: u32, a: &Authenticator, r: &RequestHeader| {
+        assert!(
+            rt.block_on(a.authenticate(r)).is_ok(),
+            "{name} must authenticate"
+        );
+        bench(name, n, || {
+            black_box(rt.block_on(a.authenticate(black_box(r))).is_ok());
+        });
+    };
+    run(
+        "auth: API key (SHA-256, constant time)",
+        200_000,
+        &api,
+        &api_req,
+    );
+    run("auth: JWT HS256, cached", 200_000, &hs_cached, &hs_req);
+    run("auth: JWT RS256, cached", 200_000, &rs_cached, &rs_req);
+    run(
+        "auth: JWT HS256, full verification",
+        50_000,
+        &hs_uncached,
+        &hs_req,
+    );
+    run(
+        "auth: JWT RS256, full verification",
+        5_000,
+        &rs_uncached,
+        &rs_req,
+    );
 }

@@ -39,10 +39,16 @@ fn every_example_config_is_valid() {
 fn hash_key_prints_the_sha256() {
     let (code, out, _) = run_cli(&["hash-key", "abc"]);
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        out.trim(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
     let (code, out, err) = run_cli(&["generate-key"]);
     assert_eq!(code, 0);
-    assert!(out.trim().starts_with("mcpk_") && err.contains("sha256: "), "{out} {err}");
+    assert!(
+        out.trim().starts_with("mcpk_") && err.contains("sha256: "),
+        "{out} {err}"
+    );
 }
 
 #[test]

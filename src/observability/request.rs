@@ -59,7 +59,7 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
     }
     let host = endpoint.and_then(|ep| ep.backend.hosts.get(ctx.host?));
     let error = match (&ctx.error, e) {
-        (Some(g), _) => Some(g.reason().to_string()),
+        (Some(g), _) => Some(g.log_reason()),
         (None, Some(e)) => Some(e.etype().as_str().to_string()),
         (None, None) => None,
     };

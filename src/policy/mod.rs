@@ -294,9 +294,9 @@ impl Policies {
                 challenge,
                 reason: "missing_credentials",
             },
-            AuthError::Invalid(_) => GatewayError::Unauthorized {
+            AuthError::Invalid(why) => GatewayError::Unauthorized {
                 challenge,
-                reason: "invalid_credentials",
+                reason: why,
             },
         }
     }

@@ -108,6 +108,14 @@ impl GatewayError {
         }
     }
 
+    /// The reason with its detail, for logs (never a secret): e.g. `unauthorized: expired`.
+    pub fn log_reason(&self) -> String {
+        match self {
+            GatewayError::Unauthorized { reason, .. } => format!("unauthorized: {reason}"),
+            other => other.reason().to_string(),
+        }
+    }
+
     /// The JSON-RPC error code (the implementation-defined server-error range, or -32600).
     fn jsonrpc_code(&self) -> i64 {
         match self {
