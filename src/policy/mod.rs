@@ -232,6 +232,11 @@ impl Policies {
         }
     }
 
+    /// The IP filter alone (for the public metadata documents).
+    pub fn check_ip(&self, client: Option<IpAddr>) -> Result<(), GatewayError> {
+        self.ip_filter.check(client)
+    }
+
     /// Runs the request-header policies in their fixed order: IP filter, CORS preflight,
     /// Origin check, size limits. (Authentication follows, in the proxy.)
     pub fn check_request(&self, req: &RequestHeader, client: Option<IpAddr>) -> Verdict {

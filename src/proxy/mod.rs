@@ -6,11 +6,11 @@ pub mod errors;
 pub mod headers;
 pub mod health;
 pub mod oauth_relay;
+pub mod pipeline;
 pub mod routing;
 pub mod upstream;
 
 use crate::observability;
-use crate::policy::{self, Verdict};
 use crate::runtime::store::ConfigStore;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use errors::GatewayError;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, Result};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,60 +60,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if session.req_header().method == http::Method::GET {
-            let path = session.req_header().uri.path();
-            if let Some((index, ep)) = ctx.snapshot.metadata_endpoint(path) {
-                // RFC 9728 metadata: the gateway's own, or the upstream's relayed and rewritten.
-                if let Some(meta) = &ep.policies.oauth {
-                    let doc = meta.document().to_string();
-                    errors::answer_document(session, &doc).await;
-                    return Ok(true);
-                }
-                ctx.endpoint = Some(index);
-                ctx.metadata_relay = Some(Vec::new());
-                return Ok(false);
-            }
-        }
-        let (endpoint, refusal) = routing::route(&ctx.snapshot, session.req_header());
-        ctx.endpoint = endpoint;
-        let verdict = match (ctx.endpoint(), refusal) {
-            (Some(ep), Some(GatewayError::MethodNotAllowed { .. }))
-                if policy::cors::Cors::is_preflight(session.req_header())
-                    && ep.policies.cors.is_some() =>
-            {
-                ep.policies
-                    .check_request(session.req_header(), ctx.client_ip)
-            }
-            (_, Some(e)) => Verdict::Refuse(e),
-            (Some(ep), None) => ep
-                .policies
-                .check_request(session.req_header(), ctx.client_ip),
-            (None, None) => Verdict::Refuse(GatewayError::NotFound),
-        };
-        let verdict = match verdict {
-            Verdict::Continue => match ctx.endpoint() {
-                Some(ep) => match ep.policies.authenticate(session.req_header()).await {
-                    Ok(identity) => {
-                        ctx.identity = identity;
-                        Verdict::Continue
-                    }
-                    Err(e) => Verdict::Refuse(e),
-                },
-                None => Verdict::Continue,
-            },
-            other => other,
-        };
-        match verdict {
-            Verdict::Continue => Ok(false),
-            Verdict::Preflight(headers) => {
-                errors::answer_preflight(session, headers).await;
-                Ok(true)
-            }
-            Verdict::Refuse(e) => {
-                errors::answer(session, ctx, e).await;
-                Ok(true)
-            }
-        }
+        Ok(pipeline::request(session, ctx).await)
     }
 
     async fn request_body_filter(
@@ -123,20 +70,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(chunk) = body {
-            ctx.body.push(chunk, errors::ID_SCAN_LIMIT);
-            let limits = ctx.endpoint().map(|ep| ep.policies.limits);
-            if let Some(limits) = limits {
-                if limits.count(&mut ctx.body_bytes, chunk.len()).is_err() {
-                    return Error::e_explain(
-                        ErrorType::HTTPStatus(413),
-                        "request body over the limit",
-                    );
-                }
-            }
-        }
-        ctx.body.complete |= end_of_stream;
-        Ok(())
+        pipeline::request_body(ctx, body, end_of_stream)
     }
 
     async fn upstream_peer(
