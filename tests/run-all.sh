@@ -35,5 +35,8 @@ promtool check config deploy/prometheus/prometheus.yml
 step "cargo test"
 cargo test --locked
 
+step "OAuth: the Python SDK's own OAuth flow through the gateway (test authorization server)"
+PEERS_SKIP_INSTALL=1 tests/peers/oauth/run.sh target/debug/mcpgate
+
 step "real peers: conformance suite and Python SDKs, directly and through the gateway"
-tests/peers/run.sh target/debug/mcpgate
+PEERS_SKIP_INSTALL=1 tests/peers/run.sh target/debug/mcpgate

@@ -238,6 +238,9 @@ pub async fn answer_document(session: &mut Session, body: &str) -> u16 {
         resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
         resp.insert_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")?;
         resp.insert_header(header::CACHE_CONTROL, "max-age=300")?;
+        if session.req_header().method == http::Method::HEAD {
+            return session.write_response_header(Box::new(resp), true).await;
+        }
         session.write_response_header(Box::new(resp), false).await?;
         session
             .write_response_body(Some(Bytes::copy_from_slice(body.as_bytes())), true)

@@ -32,17 +32,30 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
     }
 }
 
-/// `GET /.well-known/oauth-protected-resource[/path]`: the gateway's own metadata, or the
-/// upstream's, relayed and rewritten. `None` when the request is something else.
+/// `/.well-known/oauth-protected-resource[/path]`: the gateway's own metadata, or the
+/// upstream's, relayed and rewritten (GET, HEAD; OPTIONS preflights are answered for any origin,
+/// the document being public). `None` when the request is something else.
 async fn metadata(session: &mut Session, ctx: &mut RequestCtx) -> Option<bool> {
-    if session.req_header().method != http::Method::GET {
-        return None;
-    }
     let (index, ep) = ctx
         .snapshot
         .metadata_endpoint(session.req_header().uri.path())?;
     ctx.endpoint = Some(index);
-    if let Err(e) = ep.policies.check_ip(ctx.client_ip) {
+    let method = session.req_header().method.clone();
+    let refusal = match ep.policies.check_ip(ctx.client_ip) {
+        Err(e) => Some(e),
+        Ok(()) if method == http::Method::OPTIONS => {
+            let headers = public_preflight(session.req_header());
+            errors::answer_preflight(session, headers).await;
+            return Some(true);
+        }
+        Ok(()) if method != http::Method::GET && method != http::Method::HEAD => {
+            Some(GatewayError::MethodNotAllowed {
+                allow: http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            })
+        }
+        Ok(()) => None,
+    };
+    if let Some(e) = refusal {
         errors::answer(session, ctx, e).await;
         return Some(true);
     }
@@ -53,6 +66,31 @@ async fn metadata(session: &mut Session, ctx: &mut RequestCtx) -> Option<bool> {
     }
     ctx.metadata_relay = Some(Vec::new());
     Some(false)
+}
+
+/// Preflight headers for a public document: any origin, the requested headers.
+fn public_preflight(
+    req: &pingora::http::RequestHeader,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    use http::header;
+    let mut out = vec![
+        (
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            http::HeaderValue::from_static("*"),
+        ),
+        (
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        ),
+        (
+            header::ACCESS_CONTROL_MAX_AGE,
+            http::HeaderValue::from_static("600"),
+        ),
+    ];
+    if let Some(h) = req.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.push((header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone()));
+    }
+    out
 }
 
 /// Routing, then the endpoint's request-header policies. A CORS preflight to an endpoint with

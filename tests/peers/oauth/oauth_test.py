@@ -22,7 +22,6 @@ import atexit
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -43,7 +42,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from authserver import SCOPE, AuthServer, new_rsa_key, s256  # noqa: E402
+from authserver import SCOPE, AuthServer, new_rsa_key  # noqa: E402
 
 BUDGET_S = float(os.environ.get("OAUTH_TIMEOUT", "120"))
 DEADLINE = time.monotonic() + BUDGET_S
