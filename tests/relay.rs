@@ -147,3 +147,73 @@ async fn upstream_error_answers_pass_through_unchanged() {
         assert_eq!(up.requests()[0].headers["mcp-session-id"], "gone");
     }
 }
+
+#[tokio::test]
+async fn tls_listener_serves_mcp() {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509NameBuilder, X509};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .dns("localhost")
+        .build(&cert.x509v3_context(None, None))
+        .unwrap();
+    cert.append_extension(san).unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = cert.build();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("tls.crt");
+    let key_path = dir.path().join("tls.key");
+    std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+
+    let up = recording("a", 200, r#"{"jsonrpc":"2.0","id":0,"result":{}}"#).await;
+    let tls_port = crate::support::free_port();
+    // A second listener with TLS next to the plain one.
+    let gw = Gateway::start_with_listen(
+        &format!(
+            "  - address: 127.0.0.1:{tls_port}\n    tls: {{cert: {}, key: {}}}\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+        &format!(
+            "endpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n",
+            up.addr
+        ),
+    );
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert.to_pem().unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("https://127.0.0.1:{tls_port}/mcp"))
+        .header("content-type", "application/json")
+        .body(INIT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"jsonrpc":"2.0","id":0,"result":{}}"#
+    );
+    let seen = up.requests();
+    assert_eq!(seen.last().unwrap().headers["x-forwarded-proto"], "https");
+    drop(gw);
+}

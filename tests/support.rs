@@ -38,11 +38,16 @@ impl Gateway {
     /// Starts the gateway with `endpoints_yaml` (the YAML of the `endpoints:` list items and any
     /// other top-level keys, with `{listen}`/`{admin}` filled in here) and waits until it is ready.
     pub fn start(body_yaml: &str) -> Gateway {
+        Gateway::start_with_listen("", body_yaml)
+    }
+
+    /// Like [`Gateway::start`], with more listener entries (YAML list items) after the plain one.
+    pub fn start_with_listen(extra_listeners: &str, body_yaml: &str) -> Gateway {
         let port = free_port();
         let admin_port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let yaml = format!(
-            "listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
+            "listen:\n  - 127.0.0.1:{port}\n{extra_listeners}admin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
             up = dir.path().join("upgrade.sock").display(),
             pid = dir.path().join("mcpgate.pid").display(),
             log = dir.path().join("access.log").display(),
