@@ -80,7 +80,8 @@ fn main() {
 
 fn auth_chain() {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-    use mcpgate::policy::auth::{api_key, AuthConfig, Authenticator};
+    use mcpgate::policy::auth::{api_key, jwt, AuthConfig, Authenticator};
+    jwt::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -223,6 +223,7 @@ fn now() -> u64 {
 async fn jwt_tokens_from_a_jwks_server() {
     use base64::Engine;
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    mcpgate::policy::auth::jwt::install_crypto_provider();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
     let jwks = serde_json::json!({"keys": [{

@@ -2,13 +2,14 @@
 //! of them may verify a token. A JWKS URL is fetched lazily, refreshed in the background and on
 //! demand (rate limited), and keeps its last good keys when a refresh fails.
 
+use super::crypto::ec_public_key;
 use super::{hmac_min_len, JwtConfig, Problems};
 use crate::policy::auth::identity::AuthError;
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use openssl::nid::Nid;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -105,7 +106,7 @@ impl KeySet {
             };
             return Err(format!("no usable signing key{why}"));
         }
-        let digest = Sha256::digest(bytes).into();
+        let digest = openssl::sha::sha256(bytes);
         Ok((
             KeySet {
                 keys,
@@ -334,15 +335,14 @@ fn parse_key(item: Value) -> Result<Key, String> {
             (KeyKind::Rsa, key)
         }
         AlgorithmParameters::EllipticCurve(p) => {
-            let (kind, len) = match p.curve {
-                EllipticCurve::P256 => (KeyKind::P256, 65),
-                EllipticCurve::P384 => (KeyKind::P384, 97),
+            let (kind, nid) = match p.curve {
+                EllipticCurve::P256 => (KeyKind::P256, Nid::X9_62_PRIME256V1),
+                EllipticCurve::P384 => (KeyKind::P384, Nid::SECP384R1),
                 ref other => return Err(format!("unsupported curve {other:?}")),
             };
             let key = DecodingKey::from_ec_components(&p.x, &p.y).map_err(|_| bad("EC"))?;
-            if key.try_get_as_bytes().map(<[u8]>::len).ok() != Some(len) {
-                return Err(bad("EC"));
-            }
+            let point = key.try_get_as_bytes().map_err(|_| bad("EC"))?;
+            ec_public_key(nid, point).map_err(|_| format!("{}: not on its curve", bad("EC")))?;
             (kind, key)
         }
         AlgorithmParameters::OctetKeyPair(p) => {

@@ -7,8 +7,16 @@
 //! asymmetric ones only with JWKS keys, a key verifies only its own family (and curve), a JWKS
 //! key's own `alg` must match the token's, and `alg: none` is never accepted.
 
+#[path = "jwt_crypto.rs"]
+mod crypto;
 #[path = "jwks.rs"]
 mod jwks;
+
+/// Makes OpenSSL the process's `jsonwebtoken` backend. Verifiers do this themselves; code that
+/// only signs tokens (tests, benchmarks) calls it first.
+pub fn install_crypto_provider() {
+    crypto::install();
+}
 
 use self::jwks::Keys;
 use crate::config::{parse_duration, Problem};
@@ -20,7 +28,6 @@ use pingora_memory_cache::MemoryCache;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -220,8 +227,7 @@ impl JwtVerifier {
         default_audience: Option<&str>,
         at: &str,
     ) -> Result<Self, Vec<Problem>> {
-        // Makes the choice explicit even if another crate enables a second backend.
-        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        crypto::install();
         let mut p = Problems {
             at: at.to_string(),
             list: Vec::new(),
@@ -387,7 +393,7 @@ impl JwtVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("token too large"));
         }
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digest = openssl::sha::sha256(token.as_bytes());
         let now = now_secs();
         if let Some(cache) = &inner.cache {
             if let (Some(hit), _) = cache.get(&digest) {

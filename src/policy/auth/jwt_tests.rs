@@ -1,6 +1,6 @@
-//! Tests of the JWT verifier with real signatures: keys generated here with OpenSSL (an
-//! implementation independent of the verifier's), JWKS served by a small HTTP server on
-//! 127.0.0.1:0.
+//! Tests of the JWT verifier with real signatures: keys generated and tokens assembled and signed
+//! here with OpenSSL primitives (independently of the verifier's JWT code), JWKS served by a small
+//! HTTP server on 127.0.0.1:0.
 
 use super::*;
 use openssl::bn::{BigNum, BigNumContext};
@@ -46,7 +46,11 @@ fn new_rsa(bits: u32) -> Key {
 }
 
 fn new_ec() -> Key {
-    let g = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    new_ec_on(Nid::X9_62_PRIME256V1)
+}
+
+fn new_ec_on(curve: Nid) -> Key {
+    let g = EcGroup::from_curve_name(curve).unwrap();
     Key::Ec(PKey::from_ec_key(EcKey::generate(&g).unwrap()).unwrap())
 }
 
@@ -87,8 +91,9 @@ fn sign(alg: &str, kid: Option<&str>, key: &Key, claims: &Value) -> String {
         Key::Ec(k) => {
             let mut s = Signer::new(md, k).unwrap();
             let sig = EcdsaSig::from_der(&s.sign_oneshot_to_vec(msg.as_bytes()).unwrap()).unwrap();
-            let mut raw = sig.r().to_vec_padded(32).unwrap();
-            raw.extend(sig.s().to_vec_padded(32).unwrap());
+            let n = k.bits().div_ceil(8) as i32;
+            let mut raw = sig.r().to_vec_padded(n).unwrap();
+            raw.extend(sig.s().to_vec_padded(n).unwrap());
             raw
         }
         Key::Ed(k) => {
@@ -102,6 +107,16 @@ fn sign(alg: &str, kid: Option<&str>, key: &Key, claims: &Value) -> String {
         }
     };
     format!("{msg}.{}", b64(&sig))
+}
+
+fn encoding_key(key: &Key) -> jsonwebtoken::EncodingKey {
+    use jsonwebtoken::EncodingKey as K;
+    match key {
+        Key::Rsa(k) => K::from_rsa_der(&k.rsa().unwrap().private_key_to_der().unwrap()),
+        Key::Ec(k) => K::from_ec_der(&k.private_key_to_pkcs8().unwrap()),
+        Key::Ed(k) => K::from_ed_der(&k.private_key_to_pkcs8().unwrap()),
+        Key::Hmac(s) => K::from_secret(s),
+    }
 }
 
 /// The public JWK of `key`.
@@ -120,8 +135,10 @@ fn jwk(kid: &str, key: &Key) -> Value {
             point
                 .affine_coordinates(group, &mut x, &mut y, &mut ctx)
                 .unwrap();
-            let [x, y] = [x, y].map(|c| b64(&c.to_vec_padded(32).unwrap()));
-            json!({"kty": "EC", "kid": kid, "crv": "P-256", "x": x, "y": y})
+            let n = k.bits().div_ceil(8) as i32;
+            let [x, y] = [x, y].map(|c| b64(&c.to_vec_padded(n).unwrap()));
+            let crv = if n == 32 { "P-256" } else { "P-384" };
+            json!({"kty": "EC", "kid": kid, "crv": crv, "x": x, "y": y})
         }
         Key::Ed(k) => {
             let x = b64(&k.raw_public_key().unwrap());
@@ -298,6 +315,51 @@ async fn valid_hs256_and_es256_from_a_file() {
         tok("e", EC, json!({})) => OK,
         sign("ES256", Some("e"), &new_ec(), &claims(json!({}))) => bad("bad signature"),
         tok("nope", EC, json!({})) => bad("unknown key"),
+    }
+}
+
+#[tokio::test]
+async fn every_algorithm_verifies_and_a_changed_signature_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, es384) = (dir.path().join("jwks.json"), new_ec_on(Nid::SECP384R1));
+    let body = jwks(&[
+        jwk("r", key(0)),
+        jwk("e", key(EC)),
+        jwk("p", &es384),
+        jwk("d", key(ED)),
+    ]);
+    std::fs::write(&file, body).unwrap();
+    let asym = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    ];
+    let v = verifier(json!({"jwks_file": file, "algorithms": asym}));
+    let secret = "s".repeat(64);
+    let h = verifier(json!({"secret": secret, "algorithms": ["HS256", "HS384", "HS512"]}));
+    let hmac = Key::Hmac(secret.into_bytes());
+    for alg in asym.iter().chain(&["HS256", "HS384", "HS512"]) {
+        let (v, kid, k) = match &alg[..2] {
+            "ES" if alg.ends_with("384") => (&v, "p", &es384),
+            "ES" => (&v, "e", key(EC)),
+            "Ed" => (&v, "d", key(ED)),
+            "HS" => (&h, "x", &hmac),
+            _ => (&v, "r", key(0)),
+        };
+        let t = sign(alg, Some(kid), k, &claims(json!({})));
+        let flipped = format!(
+            "{}{}",
+            &t[..t.len() - 2],
+            if t.ends_with("AA") { "BA" } else { "AA" }
+        );
+        let truncated = &t[..t.len() - 4];
+        // The process-wide backend also signs, for `jsonwebtoken::encode` users.
+        let mut header = jsonwebtoken::Header::new(alg.parse().unwrap());
+        header.kid = Some(kid.into());
+        let encoded = jsonwebtoken::encode(&header, &claims(json!({})), &encoding_key(k)).unwrap();
+        expect! {v; t => OK, flipped => bad("bad signature"), encoded => OK}
+        assert!(
+            matches!(check(v, truncated).await, Err(AuthError::Invalid(_))),
+            "{alg}"
+        );
     }
 }
 
@@ -646,10 +708,16 @@ fn config_errors_list_every_problem_with_its_path() {
     // JWKS files: unusable content, and keys that verify none of the listed algorithms.
     let file = dir.path().join("jwks.json");
     let weak = jwks(&[jwk("s", &new_rsa(1024)), jwk("h", &Key::Hmac(vec![1; 32]))]);
+    let ec = jwk("e", key(EC));
+    let off_curve = jwks(&[merge(ec.clone(), json!({"y": ec["x"]}))]);
     for (body, want) in [
         ("nope".into(), "not JSON"),
-        (weak, "no usable"),
-        (jwks(&[jwk("e", key(EC))]), "no key in"),
+        (
+            weak,
+            "keys[0]: RSA key of 1024 bits (at least 2048 needed); keys[1]: symmetric",
+        ),
+        (off_curve, "keys[0]: invalid EC key: not on its curve"),
+        (jwks(&[ec]), "no key in"),
     ] {
         std::fs::write(&file, body).unwrap();
         let got = assert_problem(
