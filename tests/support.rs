@@ -1,16 +1,34 @@
 //! Test support: the real `mcpgate` binary on ephemeral loopback ports, upstreams started
 //! in-process, and small HTTP helpers. Everything stops when its handle is dropped.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound, read back, released).
+/// Ports handed out by this test process: never handed out twice, so two gateways (or a
+/// gateway's listener and admin port) cannot be given the same port while neither has bound it.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free loopback port (bound, read back, released), distinct from every port handed out before
+/// by this process.
 pub fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    // Hold every candidate until a new one is found, so the kernel cannot repeat itself.
+    let mut held = Vec::new();
+    loop {
+        let l = StdListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = l.local_addr().expect("local addr").port();
+        let mut taken = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if taken.insert(port) {
+            return port;
+        }
+        drop(taken);
+        held.push(l);
+        assert!(held.len() < 1000, "no fresh ephemeral port");
+    }
 }
 
 /// A loopback address where nothing listens.
