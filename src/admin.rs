@@ -1,6 +1,8 @@
-//! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is alive) and
-//! `/readyz` (a config is loaded and the process is not shutting down).
+//! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is alive),
+//! `/readyz` (a config is loaded and the process is not shutting down), and `POST /reload`
+//! (read the config file again; 400 with every problem when it is invalid).
 
+use crate::runtime::reload::{ReloadError, Reloader};
 use crate::runtime::store::ConfigStore;
 use async_trait::async_trait;
 use http::{header, Response, StatusCode};
@@ -17,12 +19,45 @@ pub static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 /// The admin HTTP application.
 pub struct AdminApp {
     store: Arc<ConfigStore>,
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl AdminApp {
-    /// An admin app reporting on `store`.
-    pub fn new(store: Arc<ConfigStore>) -> Self {
-        AdminApp { store }
+    /// An admin app reporting on `store`, reloading with `reloader`.
+    pub fn new(store: Arc<ConfigStore>, reloader: Option<Arc<Reloader>>) -> Self {
+        AdminApp { store, reloader }
+    }
+
+    async fn reload(&self) -> Response<Vec<u8>> {
+        let Some(r) = &self.reloader else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "this process has no config file to reload"}),
+            );
+        };
+        match r.reload().await {
+            Ok(report) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "reloaded", "generation": report.generation,
+                    "restart_required": report.restart_required}),
+            ),
+            Err(ReloadError::Invalid(e)) => {
+                let problems: Vec<_> = e
+                    .problems
+                    .iter()
+                    .map(|p| serde_json::json!({"path": p.path, "message": p.message}))
+                    .collect();
+                json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": "invalid config; the running one is kept",
+                        "source": e.source_name, "problems": problems}),
+                )
+            }
+            Err(e) => json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": e.to_string()}),
+            ),
+        }
     }
 
     fn metrics(&self) -> Response<Vec<u8>> {
@@ -73,6 +108,18 @@ impl AdminApp {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        if req.uri.path() == "/reload" {
+            if req.method == http::Method::POST {
+                return self.reload().await;
+            }
+            let mut r = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                serde_json::json!({"error": "use POST"}),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            return r;
+        }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             let mut r = json(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -88,7 +135,7 @@ impl ServeHttp for AdminApp {
             "/readyz" => self.ready(),
             _ => json(
                 StatusCode::NOT_FOUND,
-                serde_json::json!({"error": "not found", "paths": ["/metrics", "/healthz", "/readyz"]}),
+                serde_json::json!({"error": "not found", "paths": ["/metrics", "/healthz", "/readyz", "/reload"]}),
             ),
         }
     }

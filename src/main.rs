@@ -149,7 +149,13 @@ fn main() -> ExitCode {
                     .map_or("/mcp", |e| e.path.as_str());
                 eprintln!("mcpgate: point an MCP client at http://{}{path}", l.address);
             }
-            server::run(snapshot, server::RunFlags::default())
+            server::run(
+                snapshot,
+                server::RunFlags {
+                    config_path: Some(conf),
+                    ..Default::default()
+                },
+            )
         }
         None => {
             let Some(conf) = cli.conf else {
@@ -169,6 +175,7 @@ fn main() -> ExitCode {
                 server::RunFlags {
                     daemon: cli.daemon,
                     upgrade: cli.upgrade,
+                    config_path: Some(conf),
                 },
             )
         }

@@ -6,6 +6,7 @@ use crate::config::{self, ConfigError, FileConfig, Problem};
 use crate::observability::{self, access_log};
 use crate::proxy::health::HealthService;
 use crate::proxy::Gateway;
+use crate::runtime::reload::{Reloader, SignalReload};
 use crate::runtime::snapshot::Snapshot;
 use crate::runtime::store::ConfigStore;
 use pingora::apps::http_app::HttpServer;
@@ -23,17 +24,28 @@ pub struct RunFlags {
     pub daemon: bool,
     /// `-u`: take the listening sockets over from a running instance.
     pub upgrade: bool,
+    /// The config file, read again on reload (SIGHUP, `POST /reload` on the admin listener).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Loads, validates and compiles a config file: every problem, with its path.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigError> {
-    let cfg = config::load_file(path)?;
-    compile(cfg, &path.display().to_string())
+    load_as(path, 1)
 }
 
-/// Compiles a validated config as generation 1.
-pub fn compile(cfg: FileConfig, source_name: &str) -> Result<Snapshot, ConfigError> {
-    Snapshot::compile(cfg, 1).map_err(|problems: Vec<Problem>| ConfigError {
+/// Loads a config file as snapshot `generation`.
+pub fn load_as(path: &Path, generation: u64) -> Result<Snapshot, ConfigError> {
+    let cfg = config::load_file(path)?;
+    compile(cfg, &path.display().to_string(), generation)
+}
+
+/// Compiles a validated config as snapshot `generation`.
+pub fn compile(
+    cfg: FileConfig,
+    source_name: &str,
+    generation: u64,
+) -> Result<Snapshot, ConfigError> {
+    Snapshot::compile(cfg, generation).map_err(|problems: Vec<Problem>| ConfigError {
         source_name: source_name.to_string(),
         problems,
     })
@@ -111,10 +123,20 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     }
     server.add_service(proxy);
 
+    let reloader = flags
+        .config_path
+        .clone()
+        .map(|path| Arc::new(Reloader::new(store.clone(), path)));
+    if let Some(r) = &reloader {
+        server.add_service(background_service(
+            "mcpgate reload on SIGHUP",
+            SignalReload(r.clone()),
+        ));
+    }
     if let Some(addr) = &cfg.admin {
         let mut admin = Service::new(
             "mcpgate admin".to_string(),
-            HttpServer::new_app(AdminApp::new(store.clone())),
+            HttpServer::new_app(AdminApp::new(store.clone(), reloader.clone())),
         );
         admin.add_tcp(addr);
         tracing::info!(address = %addr, "admin listening");

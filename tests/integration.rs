@@ -5,11 +5,15 @@ mod support;
 mod upstreams;
 
 mod auth;
+mod circuit_breaker;
 mod cli;
 mod errors;
+mod limits;
 mod mcp_client;
 mod mcp_session;
 mod metrics;
+mod pinning;
+mod redis_limits;
 mod relay;
 mod security;
 mod streaming;

@@ -206,3 +206,79 @@ pub fn temp_file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("write temp file");
     p
 }
+
+/// Whether a missing peer (a program the tests need) fails the test rather than skipping it:
+/// set by `tests/run-all.sh`, which installs every peer.
+pub fn peers_required() -> bool {
+    std::env::var_os("MCPGATE_REQUIRE_PEERS").is_some()
+}
+
+/// A `redis-server` on an ephemeral loopback port, killed when dropped.
+pub struct Redis {
+    child: Child,
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Redis {
+    /// Starts `redis-server` (no persistence); `None` (with a note) when it is not installed
+    /// and peers are not required.
+    pub fn start() -> Option<Redis> {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if !peers_required() => {
+                eprintln!(
+                    "SKIPPED: redis-server not available ({e}); tests/run-all.sh installs it"
+                );
+                return None;
+            }
+            Err(e) => panic!("redis-server is required: {e}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Stops the server for good.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.signal_quietly("CONT");
+        self.stop();
+    }
+}
+
+impl Redis {
+    fn signal_quietly(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+    }
+}

@@ -220,3 +220,35 @@ pub async fn endless_stream(closed: Arc<Notify>) -> Upstream {
         .with_state(closed);
     Upstream::start(router).await
 }
+
+/// A JSON upstream that answers 503 while `failing` is set and 200 otherwise, recording each
+/// request.
+pub async fn flaky(failing: Arc<std::sync::atomic::AtomicBool>) -> Upstream {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let router = Router::new().fallback(any(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let seen = s2.clone();
+            let failing = failing.clone();
+            async move {
+                if let Ok(mut v) = seen.lock() {
+                    v.push(Seen {
+                        method,
+                        uri,
+                        headers,
+                        body,
+                    });
+                }
+                let status = if failing.load(Ordering::SeqCst) {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                (status, [("content-type", "application/json")], "{}").into_response()
+            }
+        },
+    ));
+    let mut up = Upstream::start(router).await;
+    up.seen = seen;
+    up
+}

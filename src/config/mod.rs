@@ -41,6 +41,12 @@ pub struct FileConfig {
     /// Service-wide policy settings; an endpoint's `policies` replace them one policy at a time.
     #[serde(default)]
     pub policies: PoliciesConfig,
+    /// Redis for fleet-wide rate limits (`store: redis`).
+    #[serde(default)]
+    pub redis: Option<crate::policy::redis_store::RedisConfig>,
+    /// Sealing of session ids for endpoints that pin sessions to hosts.
+    #[serde(default)]
+    pub sessions: crate::mcp::session_pin::SessionsConfig,
     /// The MCP endpoints the gateway serves.
     pub endpoints: Vec<EndpointConfig>,
 }
@@ -233,6 +239,13 @@ pub struct BackendConfig {
     /// Active health checks (default: a TCP connect every `5s`).
     #[serde(default)]
     pub health_check: HealthCheckConfig,
+    /// Per-host circuit breaker (off unless set).
+    #[serde(default)]
+    pub circuit_breaker: Option<crate::proxy::circuit_breaker::CircuitBreakerConfig>,
+    /// Pin MCP sessions to the host that created them (default true; only endpoints with more
+    /// than one host pin).
+    #[serde(default)]
+    pub session_pinning: Option<bool>,
 }
 
 /// TLS to the upstream.

@@ -1,3 +1,4 @@
 //! MCP and JSON-RPC awareness.
 
 pub mod jsonrpc;
+pub mod session_pin;

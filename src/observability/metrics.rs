@@ -7,9 +7,9 @@
 //! request path never looks a label set up.
 
 use pingora_prometheus::prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -23,6 +23,16 @@ pub struct Metrics {
     open_streams: IntGaugeVec,
     connect_failures: IntCounterVec,
     host_healthy: IntGaugeVec,
+    limited: IntCounterVec,
+    redis_errors: IntCounterVec,
+    /// Time of one Redis limit decision.
+    pub redis_duration: Histogram,
+    breaker_state: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
+    pinned_sessions: IntCounterVec,
+    pinned_requests: IntCounterVec,
+    pinning_failures: IntCounterVec,
+    reloads: IntCounterVec,
     /// Access-log lines dropped because the writer could not keep up.
     pub access_log_dropped: IntCounter,
     /// Constant 1 with the version as a label.
@@ -49,6 +59,24 @@ pub mod names {
     pub const CONNECT_FAILURES: &str = "mcpgate_upstream_connect_failures_total";
     /// 1 when the host passes its health check, else 0.
     pub const HOST_HEALTHY: &str = "mcpgate_upstream_healthy";
+    /// Requests refused by a rate or concurrency limit, by endpoint, limit and reason.
+    pub const LIMITED: &str = "mcpgate_limited_requests_total";
+    /// Failed Redis limit decisions by reason (the failure policy decided instead).
+    pub const REDIS_ERRORS: &str = "mcpgate_redis_errors_total";
+    /// Time of one Redis limit decision.
+    pub const REDIS_DURATION: &str = "mcpgate_redis_request_duration_seconds";
+    /// Circuit breaker state per host: 0 closed, 1 open, 2 half-open.
+    pub const BREAKER_STATE: &str = "mcpgate_circuit_breaker_state";
+    /// Circuit breaker state changes per host, by the state entered.
+    pub const BREAKER_TRANSITIONS: &str = "mcpgate_circuit_breaker_transitions_total";
+    /// Sessions whose id the gateway sealed with their host.
+    pub const PINNED_SESSIONS: &str = "mcpgate_pinned_sessions_total";
+    /// Requests routed to a host by their session id.
+    pub const PINNED_REQUESTS: &str = "mcpgate_pinned_requests_total";
+    /// Session ids that could not be routed (answered 404), by reason.
+    pub const PINNING_FAILURES: &str = "mcpgate_session_pinning_failures_total";
+    /// Config reloads by result (success, failure).
+    pub const RELOADS: &str = "mcpgate_config_reloads_total";
     /// Access-log lines dropped.
     pub const ACCESS_LOG_DROPPED: &str = "mcpgate_access_log_dropped_total";
     /// Build information.
@@ -56,6 +84,15 @@ pub mod names {
     /// Config generation in use.
     pub const CONFIG_GENERATION: &str = "mcpgate_config_generation";
 }
+
+const REDIS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+];
+
+/// Reasons a limit refuses a request (label values).
+pub const LIMIT_REASONS: [&str; 4] = ["rate", "concurrency", "missing_key", "store_unavailable"];
+/// Reasons a session id cannot be routed (label values).
+pub const PINNING_REASONS: [&str; 2] = ["invalid", "host_gone"];
 
 const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -127,6 +164,60 @@ impl Metrics {
                 HOST_HEALTHY,
                 "1 when the upstream host passes its health check, 0 when it does not.",
                 &["endpoint", "host"]
+            )
+            .expect("register"),
+            limited: register_int_counter_vec!(
+                LIMITED,
+                "Requests refused by a rate or concurrency limit.",
+                &["endpoint", "limit", "reason"]
+            )
+            .expect("register"),
+            redis_errors: register_int_counter_vec!(
+                REDIS_ERRORS,
+                "Redis limit decisions that failed (timeout, connection, error); the failure policy decided.",
+                &["reason"]
+            )
+            .expect("register"),
+            redis_duration: register_histogram!(
+                REDIS_DURATION,
+                "Seconds one Redis limit decision took (failures included).",
+                REDIS_BUCKETS.to_vec()
+            )
+            .expect("register"),
+            breaker_state: register_int_gauge_vec!(
+                BREAKER_STATE,
+                "Circuit breaker state of the upstream host: 0 closed, 1 open, 2 half-open.",
+                &["endpoint", "host"]
+            )
+            .expect("register"),
+            breaker_transitions: register_int_counter_vec!(
+                BREAKER_TRANSITIONS,
+                "Circuit breaker state changes, by the state entered.",
+                &["endpoint", "host", "state"]
+            )
+            .expect("register"),
+            pinned_sessions: register_int_counter_vec!(
+                PINNED_SESSIONS,
+                "MCP sessions whose id was sealed together with their upstream host.",
+                &["endpoint"]
+            )
+            .expect("register"),
+            pinned_requests: register_int_counter_vec!(
+                PINNED_REQUESTS,
+                "Requests routed to their session's upstream host.",
+                &["endpoint"]
+            )
+            .expect("register"),
+            pinning_failures: register_int_counter_vec!(
+                PINNING_FAILURES,
+                "Session ids that could not be routed and were answered 404, by reason.",
+                &["endpoint", "reason"]
+            )
+            .expect("register"),
+            reloads: register_int_counter_vec!(
+                RELOADS,
+                "Config reloads by result (success, failure).",
+                &["result"]
             )
             .expect("register"),
             access_log_dropped: register_int_counter!(
@@ -220,12 +311,89 @@ fn method_index(m: &http::Method) -> usize {
     }
 }
 
+impl Metrics {
+    /// Counts a reload (`success` or `failure`).
+    pub fn reload(&self, result: &str) {
+        self.reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Counts a failed Redis decision.
+    pub fn redis_error(&self, reason: &str) {
+        self.redis_errors.with_label_values(&[reason]).inc();
+    }
+}
+
+/// The metric children of one rate or concurrency limit.
+pub struct LimitMetrics {
+    /// The endpoint's name.
+    pub endpoint: String,
+    limited: Vec<IntCounter>,
+}
+
+impl LimitMetrics {
+    /// Resolves the children of limit `limit` of `endpoint`.
+    pub fn new(endpoint: &str, limit: &str) -> Self {
+        let m = metrics();
+        LimitMetrics {
+            endpoint: endpoint.to_string(),
+            limited: LIMIT_REASONS
+                .iter()
+                .map(|r| m.limited.with_label_values(&[endpoint, limit, r]))
+                .collect(),
+        }
+    }
+
+    /// The counter of refusals for `reason` (one of `LIMIT_REASONS`).
+    pub fn limited(&self, reason: &str) -> &IntCounter {
+        let i = LIMIT_REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        &self.limited[i]
+    }
+}
+
+/// The metric children of session pinning on one endpoint.
+pub struct PinningMetrics {
+    /// Sessions sealed.
+    pub sessions: IntCounter,
+    /// Requests routed by session.
+    pub routed: IntCounter,
+    failures: Vec<IntCounter>,
+}
+
+impl PinningMetrics {
+    /// Resolves the children for `endpoint`.
+    pub fn new(endpoint: &str) -> Self {
+        let m = metrics();
+        PinningMetrics {
+            sessions: m.pinned_sessions.with_label_values(&[endpoint]),
+            routed: m.pinned_requests.with_label_values(&[endpoint]),
+            failures: PINNING_REASONS
+                .iter()
+                .map(|r| m.pinning_failures.with_label_values(&[endpoint, r]))
+                .collect(),
+        }
+    }
+
+    /// Counts a failure for `reason` (one of `PINNING_REASONS`).
+    pub fn failed(&self, reason: &str) {
+        let i = PINNING_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        if let Some(c) = self.failures.get(i) {
+            c.inc();
+        }
+    }
+}
+
 /// The metric children of one upstream host.
 pub struct HostMetrics {
     /// Failed connection attempts.
     pub connect_failures: IntCounter,
     /// Health state.
     pub healthy: IntGauge,
+    /// Circuit breaker state (0 closed, 1 open, 2 half-open).
+    pub breaker_state: IntGauge,
+    breaker_transitions: [IntCounter; 3],
 }
 
 impl HostMetrics {
@@ -235,6 +403,19 @@ impl HostMetrics {
         HostMetrics {
             connect_failures: m.connect_failures.with_label_values(&[endpoint, host]),
             healthy: m.host_healthy.with_label_values(&[endpoint, host]),
+            breaker_state: m.breaker_state.with_label_values(&[endpoint, host]),
+            breaker_transitions: ["closed", "open", "half_open"].map(|s| {
+                m.breaker_transitions
+                    .with_label_values(&[endpoint, host, s])
+            }),
+        }
+    }
+
+    /// Records a breaker state change (0 closed, 1 open, 2 half-open).
+    pub fn breaker_entered(&self, state: usize) {
+        self.breaker_state.set(state as i64);
+        if let Some(c) = self.breaker_transitions.get(state) {
+            c.inc();
         }
     }
 }

@@ -5,11 +5,16 @@
 
 pub mod auth;
 pub mod body_limit;
+pub mod concurrency;
 pub mod cors;
 pub mod header_modifiers;
 pub mod ip_filter;
+pub mod limit_key;
 pub mod oauth;
 pub mod origin;
+pub mod rate_limit;
+pub mod rate_window;
+pub mod redis_store;
 
 pub use auth::AuthConfig;
 pub use body_limit::LimitsConfig;
@@ -55,6 +60,12 @@ pub struct PoliciesConfig {
     /// Header operations on the response sent to the client.
     #[serde(default)]
     pub response_headers: Option<Vec<HeaderOp>>,
+    /// Rate limits; all must allow a request (429).
+    #[serde(default)]
+    pub rate_limits: Option<Vec<rate_limit::RateLimitConfig>>,
+    /// Concurrency limits on open requests and streams (429).
+    #[serde(default)]
+    pub concurrency: Option<Vec<concurrency::ConcurrencyConfig>>,
 }
 
 impl PoliciesConfig {
@@ -73,6 +84,8 @@ impl PoliciesConfig {
             oauth: pick(&self.oauth, &defaults.oauth),
             request_headers: pick(&self.request_headers, &defaults.request_headers),
             response_headers: pick(&self.response_headers, &defaults.response_headers),
+            rate_limits: pick(&self.rate_limits, &defaults.rate_limits),
+            concurrency: pick(&self.concurrency, &defaults.concurrency),
         }
     }
 }
@@ -83,6 +96,10 @@ pub struct ServiceFacts {
     pub loopback_listeners: bool,
     /// The gateway's public base URL (no trailing slash).
     pub public_url: String,
+    /// The store of fleet-wide limits, when `redis:` is set.
+    pub redis: Option<std::sync::Arc<redis_store::RedisStore>>,
+    /// The sealer of pinned session ids.
+    pub sealer: Option<crate::mcp::session_pin::Sealer>,
 }
 
 /// The compiled policies of one endpoint.
@@ -102,6 +119,10 @@ pub struct Policies {
     pub request_headers: header_modifiers::HeaderModifiers,
     /// Response header operations.
     pub response_headers: header_modifiers::HeaderModifiers,
+    /// Rate limits.
+    pub rate_limits: rate_limit::RateLimits,
+    /// Concurrency limits.
+    pub concurrency: concurrency::ConcurrencyLimits,
 }
 
 /// What the request-header policies decided.
@@ -123,10 +144,30 @@ impl Policies {
     pub fn compile(
         cfg: &PoliciesConfig,
         facts: &ServiceFacts,
-        path: &str,
+        (name, path): (&str, &str),
         at: &str,
     ) -> Result<Self, Vec<Problem>> {
         let mut p = Vec::new();
+        let limit_cx = rate_limit::LimitContext {
+            endpoint: name,
+            redis: facts.redis.clone(),
+        };
+        let rate_limits = collect(
+            rate_limit::RateLimits::compile(
+                cfg.rate_limits.as_deref().unwrap_or(&[]),
+                &limit_cx,
+                &format!("{at}.rate_limits"),
+            ),
+            &mut p,
+        );
+        let concurrency = collect(
+            concurrency::ConcurrencyLimits::compile(
+                cfg.concurrency.as_deref().unwrap_or(&[]),
+                name,
+                &format!("{at}.concurrency"),
+            ),
+            &mut p,
+        );
         let resource = cfg
             .oauth
             .as_ref()
@@ -219,6 +260,8 @@ impl Policies {
                 Some(auth),
                 Some(oauth),
             ) if p.is_empty() => Ok(Policies {
+                rate_limits: rate_limits.unwrap_or_default(),
+                concurrency: concurrency.unwrap_or_default(),
                 ip_filter,
                 cors,
                 origin,
@@ -304,6 +347,26 @@ impl Policies {
                 reason: why,
             },
         }
+    }
+
+    /// Rate limits, then concurrency limits: the counts the request holds and the quota to report,
+    /// or the refusal.
+    pub async fn check_limits(
+        &self,
+        facts: &limit_key::KeyFacts<'_>,
+        stream: bool,
+    ) -> Result<(concurrency::Held, Option<rate_limit::Quota>), GatewayError> {
+        let quota = if self.rate_limits.is_empty() {
+            None
+        } else {
+            self.rate_limits.check(facts).await?
+        };
+        let held = if self.concurrency.is_empty() {
+            concurrency::Held::default()
+        } else {
+            self.concurrency.acquire(facts, stream)?
+        };
+        Ok((held, quota))
     }
 
     /// CORS headers for an answer to a request with `origin` (gateway-made or relayed).

@@ -1,7 +1,10 @@
 //! The per-request context: the snapshot the request runs on, and what each phase learned.
 
+use super::circuit_breaker::Admission;
 use super::errors::GatewayError;
 use crate::policy::auth::identity::Identity;
+use crate::policy::concurrency::Held;
+use crate::policy::rate_limit::Quota;
 use crate::runtime::snapshot::{Endpoint, Snapshot};
 use bytes::Bytes;
 use std::net::IpAddr;
@@ -42,6 +45,30 @@ pub struct RequestCtx {
     pub stream_counted: bool,
     /// The answer the gateway made itself, if any.
     pub error: Option<GatewayError>,
+    /// Concurrency counts held until the request ends.
+    pub held: Held,
+    /// The rate-limit quota to report on the response.
+    pub quota: Option<Quota>,
+    /// How the chosen host's circuit breaker admitted this attempt (`None`: no breaker, or the
+    /// outcome is recorded).
+    pub admission: Option<Admission>,
+    /// The session this request belongs to, when its id was a sealed one.
+    pub pinned: Option<PinnedSession>,
+    /// The upstream's response status.
+    pub upstream_status: Option<u16>,
+    /// Every host's breaker is open: seconds until one lets a probe through.
+    pub circuit_retry_after: Option<u64>,
+}
+
+/// A request of a pinned session.
+#[derive(Debug, Clone)]
+pub struct PinnedSession {
+    /// The host that holds the session.
+    pub host: usize,
+    /// The upstream's own session id.
+    pub session: String,
+    /// The id the client sent (given back when the upstream repeats its id).
+    pub token: String,
 }
 
 impl RequestCtx {
@@ -64,6 +91,12 @@ impl RequestCtx {
             sse: false,
             stream_counted: false,
             error: None,
+            held: Held::default(),
+            quota: None,
+            admission: None,
+            pinned: None,
+            upstream_status: None,
+            circuit_retry_after: None,
         }
     }
 

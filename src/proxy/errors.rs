@@ -65,6 +65,48 @@ pub enum GatewayError {
     /// The request could not be read.
     #[error("the request could not be read")]
     BadRequest,
+    /// Over a rate limit (429 with `Retry-After`, `RateLimit-Policy`, `RateLimit`).
+    #[error("rate limit exceeded, retry in {retry_after}s")]
+    RateLimited {
+        /// Seconds until a request would be allowed.
+        retry_after: u64,
+        /// `RateLimit-Policy` value.
+        policy: String,
+        /// `RateLimit` value.
+        state: String,
+    },
+    /// Over a concurrency limit (429 with `Retry-After: 1`).
+    #[error("too many open {} for limit {limit:?}", if *streams { "streams" } else { "requests" })]
+    ConcurrencyLimited {
+        /// The limit's name.
+        limit: String,
+        /// It was the stream count.
+        streams: bool,
+    },
+    /// The request has no value for a limit's key, and the limit rejects such requests (400).
+    #[error("limit {limit:?} counts by {key}, which this request does not have")]
+    LimitKeyMissing {
+        /// The limit's name.
+        limit: String,
+        /// The key, described.
+        key: String,
+    },
+    /// The fleet-wide limit store is unavailable and the policy is to fail closed (503).
+    #[error("rate limiting is temporarily unavailable")]
+    LimitStoreUnavailable,
+    /// Every host of the endpoint has an open circuit breaker (503 with `Retry-After`).
+    #[error("no upstream host is available, retry in {retry_after}s")]
+    CircuitOpen {
+        /// Seconds until the first breaker lets a probe through.
+        retry_after: u64,
+    },
+    /// The `Mcp-Session-Id` does not name a live session of this gateway (404: start a new
+    /// session).
+    #[error("session not found")]
+    SessionNotFound {
+        /// Why, for logs and metrics.
+        why: &'static str,
+    },
     /// Anything else.
     #[error("internal gateway error")]
     Internal,
@@ -85,6 +127,10 @@ impl GatewayError {
             GatewayError::PayloadTooLarge => 413,
             GatewayError::HeadersTooLarge => 431,
             GatewayError::BadRequest => 400,
+            GatewayError::RateLimited { .. } | GatewayError::ConcurrencyLimited { .. } => 429,
+            GatewayError::LimitKeyMissing { .. } => 400,
+            GatewayError::LimitStoreUnavailable | GatewayError::CircuitOpen { .. } => 503,
+            GatewayError::SessionNotFound { .. } => 404,
             GatewayError::Internal => 500,
         }
     }
@@ -104,6 +150,12 @@ impl GatewayError {
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::HeadersTooLarge => "headers_too_large",
             GatewayError::BadRequest => "bad_request",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::ConcurrencyLimited { .. } => "concurrency_limited",
+            GatewayError::LimitKeyMissing { .. } => "limit_key_missing",
+            GatewayError::LimitStoreUnavailable => "limit_store_unavailable",
+            GatewayError::CircuitOpen { .. } => "circuit_open",
+            GatewayError::SessionNotFound { .. } => "session_not_found",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -112,6 +164,11 @@ impl GatewayError {
     pub fn log_reason(&self) -> String {
         match self {
             GatewayError::Unauthorized { reason, .. } => format!("unauthorized: {reason}"),
+            GatewayError::SessionNotFound { why } => format!("session_not_found: {why}"),
+            GatewayError::ConcurrencyLimited { limit, .. }
+            | GatewayError::LimitKeyMissing { limit, .. } => {
+                format!("{}: {limit}", self.reason())
+            }
             other => other.reason().to_string(),
         }
     }
@@ -120,7 +177,19 @@ impl GatewayError {
     fn jsonrpc_code(&self) -> i64 {
         match self {
             GatewayError::BadRequest => -32600,
+            // The code MCP SDKs use for an unknown session.
+            GatewayError::SessionNotFound { .. } => -32001,
             _ => -32000,
+        }
+    }
+
+    /// Fills in what only the request context knows.
+    pub fn in_ctx(self, ctx: &RequestCtx) -> GatewayError {
+        match self {
+            GatewayError::CircuitOpen { .. } => GatewayError::CircuitOpen {
+                retry_after: ctx.circuit_retry_after.unwrap_or(1),
+            },
+            other => other,
         }
     }
 
@@ -132,6 +201,7 @@ impl GatewayError {
             | TLSHandshakeFailure | TLSHandshakeTimedout | ConnectProxyFailure | SocketError
             | BindError | InvalidCert | TLSWantX509Lookup => GatewayError::UpstreamUnreachable,
             Custom(NO_HOST) => GatewayError::UpstreamUnreachable,
+            Custom(CIRCUIT_OPEN) => GatewayError::CircuitOpen { retry_after: 1 },
             HTTPStatus(413) => GatewayError::PayloadTooLarge,
             HTTPStatus(400) => GatewayError::BadRequest,
             ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => {
@@ -153,6 +223,8 @@ impl GatewayError {
 
 /// The custom error type for "no host left to try".
 pub const NO_HOST: &str = "NoUpstreamHost";
+/// The custom error type for "every host's circuit breaker is open".
+pub const CIRCUIT_OPEN: &str = "CircuitOpen";
 
 /// Writes the answer for `err`, reading (bounded) what is left of a POST body to find the
 /// JSON-RPC id. Returns the status sent.
@@ -200,6 +272,21 @@ async fn write(
         }
         GatewayError::AuthUnavailable => {
             resp.insert_header(header::RETRY_AFTER, "5")?;
+        }
+        GatewayError::RateLimited {
+            retry_after,
+            policy,
+            state,
+        } => {
+            resp.insert_header(header::RETRY_AFTER, retry_after.to_string())?;
+            resp.insert_header("RateLimit-Policy", policy.as_str())?;
+            resp.insert_header("RateLimit", state.as_str())?;
+        }
+        GatewayError::ConcurrencyLimited { .. } | GatewayError::LimitStoreUnavailable => {
+            resp.insert_header(header::RETRY_AFTER, "1")?;
+        }
+        GatewayError::CircuitOpen { retry_after } => {
+            resp.insert_header(header::RETRY_AFTER, retry_after.to_string())?;
         }
         _ => {}
     }

@@ -1,11 +1,13 @@
 //! The Pingora `ProxyHttp` implementation. Each hook is a few lines that delegate; the policy
 //! order is fixed here, in code.
 
+pub mod circuit_breaker;
 pub mod ctx;
 pub mod errors;
 pub mod headers;
 pub mod health;
 pub mod oauth_relay;
+pub mod pinning;
 pub mod pipeline;
 pub mod routing;
 pub mod upstream;
@@ -98,7 +100,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_sent = Some(Instant::now());
-        headers::rewrite_upstream_request(session, upstream_request, ctx)
+        headers::rewrite_upstream_request(session, upstream_request, ctx)?;
+        pinning::upstream_request(ctx, upstream_request)
     }
 
     async fn upstream_response_filter(
@@ -108,8 +111,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_ttfb = ctx.upstream_sent.map(|t| t.elapsed());
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
         headers::strip_hop_by_hop(upstream_response);
         oauth_relay::response_header(ctx, upstream_response)?;
+        pinning::upstream_response(ctx, upstream_response)?;
+        if let Some(quota) = &ctx.quota {
+            quota.apply(upstream_response)?;
+        }
         if let Some(ep) = ctx.endpoint() {
             ep.policies
                 .apply_cors(session.req_header(), upstream_response)?;
@@ -138,7 +146,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let error_code = match GatewayError::from_proxy_error(e) {
+        let error_code = match GatewayError::from_proxy_error(e).map(|err| err.in_ctx(ctx)) {
             Some(err) if session.response_written().is_none() => {
                 errors::answer(session, ctx, err).await
             }
@@ -156,6 +164,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        upstream::record_outcome(ctx, e);
+        ctx.held = Default::default();
         observability::request_finished(session, e, ctx);
     }
 }

@@ -4,7 +4,9 @@
 
 use super::ctx::RequestCtx;
 use super::errors::{self, GatewayError};
+use super::pinning;
 use super::routing;
+use crate::policy::limit_key::KeyFacts;
 use crate::policy::{cors::Cors, Verdict};
 use bytes::Bytes;
 use pingora::prelude::Session;
@@ -15,10 +17,16 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
     if let Some(answered) = metadata(session, ctx).await {
         return answered;
     }
-    let verdict = match decide(session, ctx) {
+    let mut verdict = match decide(session, ctx) {
         Verdict::Continue => authenticate(session, ctx).await,
         other => other,
     };
+    if let Verdict::Continue = verdict {
+        verdict = match limits(session, ctx).await {
+            Ok(()) => pinning::open(session.req_header(), ctx),
+            Err(e) => Verdict::Refuse(e),
+        };
+    }
     match verdict {
         Verdict::Continue => false,
         Verdict::Preflight(headers) => {
@@ -123,6 +131,29 @@ async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Verdict {
         }
         Err(e) => Verdict::Refuse(e),
     }
+}
+
+/// Rate and concurrency limits (after authentication, so they can count by identity).
+async fn limits(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let snapshot = ctx.snapshot.clone();
+    let Some(ep) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
+        return Ok(());
+    };
+    let policies = &ep.policies;
+    if policies.rate_limits.is_empty() && policies.concurrency.is_empty() {
+        return Ok(());
+    }
+    let req = session.req_header();
+    let facts = KeyFacts {
+        req,
+        client_ip: ctx.client_ip,
+        identity: ctx.identity.as_ref(),
+    };
+    let stream = req.method == http::Method::GET;
+    let (held, quota) = policies.check_limits(&facts, stream).await?;
+    ctx.held = held;
+    ctx.quota = quota;
+    Ok(())
 }
 
 /// Each request body chunk: kept (by reference) for error answers, counted against the limit.

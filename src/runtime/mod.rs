@@ -1,4 +1,7 @@
-//! Runtime state: the compiled snapshot and the store that swaps it.
+//! Runtime state: the compiled snapshot, the store that swaps it, reloads, and the state that
+//! outlives a snapshot.
 
+pub mod reload;
+pub mod shared;
 pub mod snapshot;
 pub mod store;

@@ -3,11 +3,16 @@
 
 use crate::config::PoliciesConfig;
 use crate::config::{self, FileConfig, Problem, DEFAULT_INPUT_HEADERS};
+use crate::mcp::session_pin::Sealer;
+use crate::observability::metrics::PinningMetrics;
 use crate::observability::metrics::{EndpointMetrics, HostMetrics};
 use crate::policy::ip_filter::ClientAddress;
+use crate::policy::redis_store::RedisStore;
 use crate::policy::{Policies, ServiceFacts};
+use crate::proxy::circuit_breaker::{Breaker, Settings as BreakerSettings};
 use crate::proxy::headers::{HeaderAllowList, QueryAllowList};
 use crate::proxy::health::HostHealthCheck;
+use crate::runtime::shared::{shared, shared_try};
 use http::{HeaderValue, Method};
 use pingora::lb::{selection::RoundRobin, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
@@ -69,12 +74,27 @@ pub struct Backend {
     pub health_checks: bool,
     /// Time between health checks.
     pub health_interval: Duration,
+    /// Session pinning, on endpoints with several hosts.
+    pub pinning: Option<Pinning>,
+}
+
+/// How an endpoint pins sessions to hosts.
+pub struct Pinning {
+    /// Seals and opens session ids.
+    pub sealer: Sealer,
+    /// Metric children.
+    pub metrics: PinningMetrics,
 }
 
 impl Backend {
     /// The index of the host at `addr`.
     pub fn host_index(&self, addr: &SocketAddr) -> Option<usize> {
         self.hosts.iter().position(|h| h.addr == *addr)
+    }
+
+    /// The index of the host configured as `url`.
+    pub fn host_by_url(&self, url: &str) -> Option<usize> {
+        self.hosts.iter().position(|h| h.url == url)
     }
 }
 
@@ -90,6 +110,8 @@ pub struct Host {
     pub peer: HttpPeer,
     /// Metric children.
     pub metrics: HostMetrics,
+    /// The circuit breaker, when configured (kept across reloads while its settings stay).
+    pub breaker: Option<Arc<Breaker>>,
 }
 
 impl Snapshot {
@@ -99,7 +121,34 @@ impl Snapshot {
         let mut problems = Vec::new();
         let mut endpoints = Vec::with_capacity(source.endpoints.len());
         let mut routes = HashMap::new();
+        let redis = match &source.redis {
+            None => None,
+            Some(r) => match shared_try(format!("redis:{r:?}"), || RedisStore::compile(r, "redis"))
+            {
+                Ok(store) => Some(store),
+                Err(mut p) => {
+                    problems.append(&mut p);
+                    None
+                }
+            },
+        };
+        let needs_pinning = source
+            .endpoints
+            .iter()
+            .any(|e| e.backend.hosts.len() > 1 && e.backend.session_pinning.unwrap_or(true));
+        let sealer = match Sealer::compile(&source.sessions, "sessions") {
+            Ok(s) => Some(s),
+            Err(mut p) => {
+                problems.append(&mut p);
+                None
+            }
+        };
+        if needs_pinning && source.sessions.key.is_none() {
+            tracing::warn!("sessions.key is not set: pinned session ids are sealed with a key of this process only (sessions end on restart and do not move between instances)");
+        }
         let facts = ServiceFacts {
+            redis,
+            sealer,
             public_url: public_url(&source),
             loopback_listeners: source.listen.entries().iter().all(|l| {
                 l.address
@@ -181,16 +230,16 @@ fn compile_endpoint(
     facts: &ServiceFacts,
     at: &str,
 ) -> Result<Endpoint, Vec<Problem>> {
+    let name = ep.name.clone().unwrap_or_else(|| ep.path.clone());
     let policies = match &ep.policies {
         Some(own) => Policies::compile(
             &own.over(defaults),
             facts,
-            &ep.path,
+            (&name, &ep.path),
             &format!("{at}.policies"),
         )?,
-        None => Policies::compile(defaults, facts, &ep.path, "policies")?,
+        None => Policies::compile(defaults, facts, (&name, &ep.path), "policies")?,
     };
-    let name = ep.name.clone().unwrap_or_else(|| ep.path.clone());
     let methods: Vec<Method> = match &ep.methods {
         Some(list) => list
             .iter()
@@ -210,7 +259,12 @@ fn compile_endpoint(
         None => HeaderAllowList::new(DEFAULT_INPUT_HEADERS),
     };
     let input_query = QueryAllowList::new(ep.input_query_strings.as_deref().unwrap_or(&[]));
-    let backend = compile_backend(&ep.backend, &name, &ep.path, &format!("{at}.backend"))?;
+    let backend = compile_backend(
+        &ep.backend,
+        (&name, &ep.path),
+        facts.sealer.as_ref(),
+        &format!("{at}.backend"),
+    )?;
     Ok(Endpoint {
         metrics: EndpointMetrics::new(&name),
         path: ep.path.clone(),
@@ -226,10 +280,17 @@ fn compile_endpoint(
 
 fn compile_backend(
     b: &config::BackendConfig,
-    endpoint: &str,
-    endpoint_path: &str,
+    (endpoint, endpoint_path): (&str, &str),
+    sealer: Option<&Sealer>,
     at: &str,
 ) -> Result<Backend, Vec<Problem>> {
+    let breaker_settings = match &b.circuit_breaker {
+        Some(cb) => Some(BreakerSettings::compile(
+            cb,
+            &format!("{at}.circuit_breaker"),
+        )?),
+        None => None,
+    };
     let connect_timeout = duration(&b.connect_timeout, Duration::from_secs(5));
     let idle_timeout = duration(&b.idle_timeout, Duration::from_secs(300));
     let write_timeout = duration(&b.write_timeout, Duration::from_secs(30));
@@ -283,8 +344,17 @@ fn compile_backend(
                 continue;
             }
         };
+        let metrics = HostMetrics::new(endpoint, url);
+        let breaker = breaker_settings.as_ref().map(|settings| {
+            let key = format!("breaker:{endpoint}:{url}:{settings:?}");
+            shared(key, || Breaker::new(settings.clone()))
+        });
+        if breaker.is_none() {
+            metrics.breaker_state.set(0);
+        }
         hosts.push(Host {
-            metrics: HostMetrics::new(endpoint, url),
+            metrics,
+            breaker,
             url: url.clone(),
             addr,
             authority,
@@ -309,7 +379,15 @@ fn compile_backend(
     for h in &hosts {
         h.metrics.healthy.set(1);
     }
+    let pinning = match (b.session_pinning.unwrap_or(true), hosts.len() > 1, sealer) {
+        (true, true, Some(sealer)) => Some(Pinning {
+            sealer: sealer.clone(),
+            metrics: PinningMetrics::new(endpoint),
+        }),
+        _ => None,
+    };
     Ok(Backend {
+        pinning,
         path: b.path.clone().unwrap_or_else(|| endpoint_path.to_string()),
         hosts,
         balancer: Arc::new(balancer),
