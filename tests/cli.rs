@@ -162,3 +162,42 @@ fn schema_is_printed_and_describes_the_config() {
     assert!(schema["properties"]["endpoints"].is_object(), "{schema}");
     assert_eq!(schema["additionalProperties"], false);
 }
+
+#[test]
+fn traffic_settings_problems_are_all_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "traffic.yaml",
+        r#"listen: 127.0.0.1:8080
+sessions: { key: short }
+endpoints:
+  - path: /mcp
+    backend:
+      hosts: [http://127.0.0.1:3000, http://127.0.0.1:3001]
+      circuit_breaker: { failure_ratio: 2, failure_statuses: [700] }
+    policies:
+      rate_limits:
+        - { name: a, requests: 0, period: 100ms, store: redis }
+        - { name: a, requests: 1, period: 1s, key: { header: "bad header" } }
+      concurrency:
+        - { name: c }
+"#,
+    );
+    let (code, _, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 2, "{err}");
+    for path in [
+        "sessions.key:",
+        "endpoints[0].policies.rate_limits[0].requests:",
+        "endpoints[0].policies.rate_limits[0].period: must be at least 1s",
+        "endpoints[0].policies.rate_limits[0].store:",
+        "endpoints[0].policies.rate_limits[1].name: \"a\" is used twice",
+        "endpoints[0].policies.rate_limits[1].key.header:",
+        "endpoints[0].policies.concurrency[0]: set max_requests",
+        "endpoints[0].backend.circuit_breaker.failure_ratio:",
+        "endpoints[0].backend.circuit_breaker.failure_statuses[0]:",
+    ] {
+        assert!(err.contains(path), "{path} missing from:\n{err}");
+    }
+    assert!(err.contains("9 problems"), "{err}");
+}

@@ -15,12 +15,13 @@ command -v perl >/dev/null || need+=(perl)
 command -v cc >/dev/null || need+=(build-essential)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v curl >/dev/null || need+=(curl)
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "cmake, perl, cc, promtool: present"
+echo "cmake, perl, cc, promtool, curl, redis-server: present"
 
 step "peer dependencies (Node 22, conformance suite, Python mcp SDKs)"
 tests/peers/install.sh
@@ -32,8 +33,8 @@ cargo clippy --locked --all-targets -- -D warnings
 step "deploy files"
 promtool check config deploy/prometheus/prometheus.yml
 
-step "cargo test"
-cargo test --locked
+step "cargo test (every peer required: a missing redis-server or Python SDK fails, never skips)"
+MCPGATE_REQUIRE_PEERS=1 cargo test --locked
 
 step "OAuth: the Python SDK's own OAuth flow through the gateway (test authorization server)"
 PEERS_SKIP_INSTALL=1 tests/peers/oauth/run.sh target/debug/mcpgate

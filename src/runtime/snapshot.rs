@@ -237,8 +237,8 @@ fn compile_endpoint(
             facts,
             (&name, &ep.path),
             &format!("{at}.policies"),
-        )?,
-        None => Policies::compile(defaults, facts, (&name, &ep.path), "policies")?,
+        ),
+        None => Policies::compile(defaults, facts, (&name, &ep.path), "policies"),
     };
     let methods: Vec<Method> = match &ep.methods {
         Some(list) => list
@@ -264,7 +264,16 @@ fn compile_endpoint(
         (&name, &ep.path),
         facts.sealer.as_ref(),
         &format!("{at}.backend"),
-    )?;
+    );
+    // Report the problems of both halves at once.
+    let (policies, backend) = match (policies, backend) {
+        (Ok(p), Ok(b)) => (p, b),
+        (p, b) => {
+            let mut problems = p.err().unwrap_or_default();
+            problems.extend(b.err().unwrap_or_default());
+            return Err(problems);
+        }
+    };
     Ok(Endpoint {
         metrics: EndpointMetrics::new(&name),
         path: ep.path.clone(),
