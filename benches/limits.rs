@@ -65,6 +65,7 @@ fn main() {
                 req: &req,
                 client_ip: None,
                 identity: None,
+                tools: &[],
             };
             let d = rt.block_on(ep.policies.rate_limits.check(&facts));
             black_box(d.is_ok());
@@ -75,6 +76,7 @@ fn main() {
             req: &req,
             client_ip: None,
             identity: None,
+            tools: &[],
         };
         black_box(ep.policies.concurrency.acquire(&facts, false).is_ok());
     });
@@ -142,6 +144,7 @@ fn redis_part(rt: &tokio::runtime::Runtime, req: &RequestHeader, memory_ns: f64)
             req,
             client_ip: None,
             identity: None,
+            tools: &[],
         };
         ep.policies.rate_limits.check(&facts).await.is_ok()
     };

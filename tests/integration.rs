@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod limits;
 mod mcp_client;
+mod mcp_policies;
 mod mcp_session;
 mod metrics;
 mod pinning;

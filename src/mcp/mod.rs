@@ -1,4 +1,5 @@
 //! MCP and JSON-RPC awareness.
 
+pub mod inspect;
 pub mod jsonrpc;
 pub mod session_pin;

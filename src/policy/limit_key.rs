@@ -46,6 +46,8 @@ pub struct KeyFacts<'a> {
     pub client_ip: Option<IpAddr>,
     /// The authenticated identity.
     pub identity: Option<&'a Identity>,
+    /// The tools the request calls (when inspected).
+    pub tools: &'a [&'a str],
 }
 
 /// The value of a key for one request; `Missing` when the request has none.

@@ -10,11 +10,13 @@ pub mod cors;
 pub mod header_modifiers;
 pub mod ip_filter;
 pub mod limit_key;
+pub mod mcp_headers;
 pub mod oauth;
 pub mod origin;
 pub mod rate_limit;
 pub mod rate_window;
 pub mod redis_store;
+pub mod tools;
 
 pub use auth::AuthConfig;
 pub use body_limit::LimitsConfig;
@@ -66,6 +68,12 @@ pub struct PoliciesConfig {
     /// Concurrency limits on open requests and streams (429).
     #[serde(default)]
     pub concurrency: Option<Vec<concurrency::ConcurrencyConfig>>,
+    /// JSON-RPC inspection settings (header consistency, inspection bound).
+    #[serde(default)]
+    pub mcp: Option<mcp_headers::McpConfig>,
+    /// Tool allow and deny lists (403 for denied calls; `tools/list` filtered).
+    #[serde(default)]
+    pub tools: Option<tools::ToolsConfig>,
 }
 
 impl PoliciesConfig {
@@ -86,6 +94,8 @@ impl PoliciesConfig {
             response_headers: pick(&self.response_headers, &defaults.response_headers),
             rate_limits: pick(&self.rate_limits, &defaults.rate_limits),
             concurrency: pick(&self.concurrency, &defaults.concurrency),
+            mcp: pick(&self.mcp, &defaults.mcp),
+            tools: pick(&self.tools, &defaults.tools),
         }
     }
 }
@@ -123,6 +133,10 @@ pub struct Policies {
     pub rate_limits: rate_limit::RateLimits,
     /// Concurrency limits.
     pub concurrency: concurrency::ConcurrencyLimits,
+    /// JSON-RPC inspection of POST bodies, when some setting needs it.
+    pub inspection: Option<mcp_headers::Inspection>,
+    /// Tool allow and deny lists.
+    pub tools: Option<tools::ToolPolicy>,
 }
 
 /// What the request-header policies decided.
@@ -160,6 +174,20 @@ impl Policies {
             ),
             &mut p,
         );
+        let inspection = collect(
+            mcp_headers::Inspection::compile(
+                &cfg.mcp.clone().unwrap_or_default(),
+                &format!("{at}.mcp"),
+            ),
+            &mut p,
+        );
+        let tools = match &cfg.tools {
+            Some(t) => collect(
+                tools::ToolPolicy::compile(t, &format!("{at}.tools")),
+                &mut p,
+            ),
+            None => None,
+        };
         let concurrency = collect(
             concurrency::ConcurrencyLimits::compile(
                 cfg.concurrency.as_deref().unwrap_or(&[]),
@@ -260,6 +288,12 @@ impl Policies {
                 Some(auth),
                 Some(oauth),
             ) if p.is_empty() => Ok(Policies {
+                inspection: inspection.filter(|i| {
+                    i.forced
+                        || tools.is_some()
+                        || rate_limits.as_ref().is_some_and(|r| r.per_tool())
+                }),
+                tools,
                 rate_limits: rate_limits.unwrap_or_default(),
                 concurrency: concurrency.unwrap_or_default(),
                 ip_filter,

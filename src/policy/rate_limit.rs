@@ -11,6 +11,7 @@
 use super::limit_key::{KeyFacts, KeyValue, LimitKey, MissingKey};
 use super::rate_window::{Decision, SlidingWindow};
 use super::redis_store::{FailPolicy, RedisStore};
+use super::tools::Glob;
 use crate::config::Problem;
 use crate::observability::metrics::LimitMetrics;
 use crate::proxy::errors::GatewayError;
@@ -46,6 +47,10 @@ pub struct RateLimitConfig {
     /// Send `RateLimit-Policy` / `RateLimit` on allowed responses too (default false).
     #[serde(default)]
     pub headers: bool,
+    /// Per-tool limit: applies only to `tools/call` of these tools (names or globs), counting
+    /// each tool apart (turns JSON-RPC inspection on).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
 }
 
 /// Where the counters live.
@@ -73,6 +78,7 @@ pub struct RateLimit {
     missing: MissingKey,
     store: Store,
     headers: bool,
+    tools: Option<Vec<Glob>>,
     metrics: LimitMetrics,
 }
 
@@ -153,62 +159,88 @@ impl RateLimits {
         self.limits.is_empty()
     }
 
+    /// Whether a limit counts per tool (inspection needed).
+    pub fn per_tool(&self) -> bool {
+        self.limits.iter().any(|l| l.tools.is_some())
+    }
+
     /// Decides for one request: `Ok(quota to report)` or the refusal. Counts the request in every
     /// limit when all allow it; gives back in-process counts when a later limit refuses.
     pub async fn check(&self, facts: &KeyFacts<'_>) -> Result<Option<Quota>, GatewayError> {
         let mut counted: Vec<(&SlidingWindow, KeyValue)> = Vec::new();
         let mut report: Option<(&RateLimit, Decision)> = None;
         for limit in self.limits.iter() {
-            let Some(key) = limit.key.value(facts, limit.missing) else {
-                limit.metrics.limited("missing_key").inc();
-                return give_back(
-                    &counted,
-                    GatewayError::LimitKeyMissing {
-                        limit: limit.name.clone(),
-                        key: limit.key.describe(),
-                    },
-                );
+            let targets: Vec<Option<&str>> = match &limit.tools {
+                None => vec![None],
+                Some(globs) => facts
+                    .tools
+                    .iter()
+                    .filter(|t| globs.iter().any(|g| g.matches(t)))
+                    .map(|t| Some(*t))
+                    .collect(),
             };
-            let decision = match &limit.store {
-                Store::Memory(window) => {
-                    let d = window.acquire(&key.bytes(), limit.requests);
-                    if d.allowed {
-                        counted.push((window, key));
+            for tool in targets {
+                let Some(key) = limit.key.value(facts, limit.missing) else {
+                    limit.metrics.limited("missing_key").inc();
+                    return give_back(
+                        &counted,
+                        GatewayError::LimitKeyMissing {
+                            limit: limit.name.clone(),
+                            key: limit.key.describe(),
+                        },
+                    );
+                };
+                // A per-tool limit counts each tool apart.
+                let key = match tool {
+                    Some(t) => {
+                        let mut bytes = t.as_bytes().to_vec();
+                        bytes.push(0);
+                        bytes.extend_from_slice(key.bytes());
+                        KeyValue::Value(bytes)
                     }
-                    d
-                }
-                Store::Redis(redis) => {
-                    let redis_key = redis.key(&limit.name_key(), key.bytes());
-                    match redis
-                        .acquire(&redis_key, limit.requests, limit.period)
-                        .await
-                    {
-                        Ok(d) => d,
-                        Err(_) if redis.on_error == FailPolicy::Allow => continue,
-                        Err(_) => {
-                            limit.metrics.limited("store_unavailable").inc();
-                            return give_back(&counted, GatewayError::LimitStoreUnavailable);
+                    None => key,
+                };
+                let decision = match &limit.store {
+                    Store::Memory(window) => {
+                        let d = window.acquire(&key.bytes(), limit.requests);
+                        if d.allowed {
+                            counted.push((window, key));
+                        }
+                        d
+                    }
+                    Store::Redis(redis) => {
+                        let redis_key = redis.key(&limit.name_key(), key.bytes());
+                        match redis
+                            .acquire(&redis_key, limit.requests, limit.period)
+                            .await
+                        {
+                            Ok(d) => d,
+                            Err(_) if redis.on_error == FailPolicy::Allow => continue,
+                            Err(_) => {
+                                limit.metrics.limited("store_unavailable").inc();
+                                return give_back(&counted, GatewayError::LimitStoreUnavailable);
+                            }
                         }
                     }
+                };
+                if !decision.allowed {
+                    limit.metrics.limited("rate").inc();
+                    return give_back(
+                        &counted,
+                        GatewayError::RateLimited {
+                            retry_after: decision.retry_after,
+                            policy: limit.policy_header(),
+                            state: limit.state_header(&decision),
+                        },
+                    );
                 }
-            };
-            if !decision.allowed {
-                limit.metrics.limited("rate").inc();
-                return give_back(
-                    &counted,
-                    GatewayError::RateLimited {
-                        retry_after: decision.retry_after,
-                        policy: limit.policy_header(),
-                        state: limit.state_header(&decision),
-                    },
-                );
-            }
-            let tighter = match &report {
-                Some((_, d)) => decision.remaining < d.remaining,
-                None => true,
-            };
-            if limit.headers && tighter {
-                report = Some((limit, decision));
+                let tighter = match &report {
+                    Some((_, d)) => decision.remaining < d.remaining,
+                    None => true,
+                };
+                if limit.headers && tighter {
+                    report = Some((limit, decision));
+                }
             }
         }
         Ok(report.map(|(l, d)| Quota {
@@ -289,8 +321,8 @@ fn compile_one(
     let store = match cfg.store {
         StoreKind::Memory => period.map(|period| {
             let state_key = format!(
-                "rate:{}:{}:{}:{:?}:{tracked}",
-                cx.endpoint, cfg.name, cfg.requests, period
+                "rate:{}:{}:{}:{:?}:{tracked}:{:?}",
+                cx.endpoint, cfg.name, cfg.requests, period, cfg.tools
             );
             Store::Memory(shared(state_key, || SlidingWindow::new(period, tracked)))
         }),
@@ -315,6 +347,10 @@ fn compile_one(
             missing: cfg.on_missing_key,
             store,
             headers: cfg.headers,
+            tools: cfg
+                .tools
+                .as_ref()
+                .map(|list| list.iter().map(|g| Glob::new(g)).collect()),
         }),
         _ => Err(p),
     }

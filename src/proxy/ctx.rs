@@ -58,6 +58,14 @@ pub struct RequestCtx {
     pub upstream_status: Option<u16>,
     /// Every host's breaker is open: seconds until one lets a probe through.
     pub circuit_retry_after: Option<u64>,
+    /// The inspected JSON-RPC body, on endpoints that inspect.
+    pub mcp: Option<crate::mcp::inspect::Inspected>,
+    /// The body was read by inspection (the capture is complete; do not capture it again).
+    pub body_inspected: bool,
+    /// The response answers `tools/list` and must be filtered.
+    pub filter_tools: bool,
+    /// The `tools/list` filter's state while the response streams.
+    pub tools_filter: Option<crate::proxy::tools_filter::ToolsFilter>,
 }
 
 /// A request of a pinned session.
@@ -97,6 +105,10 @@ impl RequestCtx {
             pinned: None,
             upstream_status: None,
             circuit_retry_after: None,
+            mcp: None,
+            body_inspected: false,
+            filter_tools: false,
+            tools_filter: None,
         }
     }
 

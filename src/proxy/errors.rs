@@ -100,6 +100,29 @@ pub enum GatewayError {
         /// Seconds until the first breaker lets a probe through.
         retry_after: u64,
     },
+    /// The body is not JSON-RPC and the endpoint inspects bodies (400, -32700 or -32600).
+    #[error("{message}")]
+    InvalidJsonRpc {
+        /// -32700 (not JSON) or -32600 (not a JSON-RPC message).
+        code: i64,
+        /// What is wrong.
+        message: String,
+    },
+    /// `Mcp-Method` / `Mcp-Name` disagree with the body (400, -32020).
+    #[error("{0}")]
+    HeaderMismatch(&'static str),
+    /// A `tools/call` of a tool the client may not call (403); a batch is refused as a whole.
+    #[error("tool {tool:?} is not allowed")]
+    ToolDenied {
+        /// The tool.
+        tool: String,
+    },
+    /// The body is larger than an inspecting endpoint can inspect (413).
+    #[error("the request body is larger than the {limit} bytes this endpoint inspects")]
+    InspectionTooLarge {
+        /// The bound.
+        limit: u64,
+    },
     /// The `Mcp-Session-Id` does not name a live session of this gateway (404: start a new
     /// session).
     #[error("session not found")]
@@ -131,6 +154,9 @@ impl GatewayError {
             GatewayError::LimitKeyMissing { .. } => 400,
             GatewayError::LimitStoreUnavailable | GatewayError::CircuitOpen { .. } => 503,
             GatewayError::SessionNotFound { .. } => 404,
+            GatewayError::InvalidJsonRpc { .. } | GatewayError::HeaderMismatch(_) => 400,
+            GatewayError::ToolDenied { .. } => 403,
+            GatewayError::InspectionTooLarge { .. } => 413,
             GatewayError::Internal => 500,
         }
     }
@@ -156,6 +182,11 @@ impl GatewayError {
             GatewayError::LimitStoreUnavailable => "limit_store_unavailable",
             GatewayError::CircuitOpen { .. } => "circuit_open",
             GatewayError::SessionNotFound { .. } => "session_not_found",
+            GatewayError::InvalidJsonRpc { code: -32700, .. } => "parse_error",
+            GatewayError::InvalidJsonRpc { .. } => "invalid_request",
+            GatewayError::HeaderMismatch(_) => "header_mismatch",
+            GatewayError::ToolDenied { .. } => "tool_denied",
+            GatewayError::InspectionTooLarge { .. } => "payload_too_large",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -179,6 +210,9 @@ impl GatewayError {
             GatewayError::BadRequest => -32600,
             // The code MCP SDKs use for an unknown session.
             GatewayError::SessionNotFound { .. } => -32001,
+            GatewayError::InvalidJsonRpc { code, .. } => *code,
+            // HEADER_MISMATCH (MCP 2026-07-28).
+            GatewayError::HeaderMismatch(_) => -32020,
             _ => -32000,
         }
     }
@@ -229,7 +263,11 @@ pub const CIRCUIT_OPEN: &str = "CircuitOpen";
 /// Writes the answer for `err`, reading (bounded) what is left of a POST body to find the
 /// JSON-RPC id. Returns the status sent.
 pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) -> u16 {
-    let shape = request_shape(session, ctx).await;
+    let mut shape = request_shape(session, ctx).await;
+    if shape.is_none() && matches!(err, GatewayError::InvalidJsonRpc { .. }) {
+        // Not JSON-RPC we could read an id from: the JSON-RPC answer has `id: null`.
+        shape = Some(RequestShape::Single { id: "null".into() });
+    }
     let status = err.status();
     let data = serde_json::json!({"status": status, "reason": err.reason()});
     let body = match &shape {

@@ -6,10 +6,12 @@ pub mod ctx;
 pub mod errors;
 pub mod headers;
 pub mod health;
+pub mod inspection;
 pub mod oauth_relay;
 pub mod pinning;
 pub mod pipeline;
 pub mod routing;
+pub mod tools_filter;
 pub mod upstream;
 
 use crate::observability;
@@ -118,6 +120,7 @@ impl ProxyHttp for Gateway {
         if let Some(quota) = &ctx.quota {
             quota.apply(upstream_response)?;
         }
+        tools_filter::on_response_header(ctx, upstream_response, session.is_http2())?;
         if let Some(ep) = ctx.endpoint() {
             ep.policies
                 .apply_cors(session.req_header(), upstream_response)?;
@@ -137,6 +140,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         oauth_relay::response_body(ctx, body, end_of_stream);
+        tools_filter::on_body(ctx, body, end_of_stream)?;
         Ok(None)
     }
 

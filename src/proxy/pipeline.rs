@@ -4,6 +4,7 @@
 
 use super::ctx::RequestCtx;
 use super::errors::{self, GatewayError};
+use super::inspection;
 use super::pinning;
 use super::routing;
 use crate::policy::limit_key::KeyFacts;
@@ -21,6 +22,12 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         Verdict::Continue => authenticate(session, ctx).await,
         other => other,
     };
+    if let Verdict::Continue = verdict {
+        verdict = match inspection::run(session, ctx).await {
+            Ok(()) => Verdict::Continue,
+            Err(e) => Verdict::Refuse(e),
+        };
+    }
     if let Verdict::Continue = verdict {
         verdict = match limits(session, ctx).await {
             Ok(()) => pinning::open(session.req_header(), ctx),
@@ -144,10 +151,16 @@ async fn limits(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayEr
         return Ok(());
     }
     let req = session.req_header();
+    let tools: Vec<&str> = ctx
+        .mcp
+        .as_ref()
+        .map(|m| m.messages().iter().filter_map(|m| m.tool()).collect())
+        .unwrap_or_default();
     let facts = KeyFacts {
         req,
         client_ip: ctx.client_ip,
         identity: ctx.identity.as_ref(),
+        tools: &tools,
     };
     let stream = req.method == http::Method::GET;
     let (held, quota) = policies.check_limits(&facts, stream).await?;
@@ -163,7 +176,9 @@ pub fn request_body(
     end_of_stream: bool,
 ) -> pingora::Result<()> {
     if let Some(chunk) = body {
-        ctx.body.push(chunk, errors::ID_SCAN_LIMIT);
+        if !ctx.body_inspected {
+            ctx.body.push(chunk, errors::ID_SCAN_LIMIT);
+        }
         let limits = ctx.endpoint().map(|ep| ep.policies.limits);
         if let Some(limits) = limits {
             if limits.count(&mut ctx.body_bytes, chunk.len()).is_err() {

@@ -1,0 +1,82 @@
+//! Reading a POST body before the upstream is chosen, for the policies that need its JSON-RPC
+//! content (tool lists, per-tool limits, header consistency). Pingora has no phase that sees the
+//! body before `upstream_peer`; the body is read here with the session's retry buffering on, and
+//! Pingora then forwards exactly those bytes from that buffer. The buffer holds 64 KiB, so larger
+//! bodies on an inspecting endpoint are refused (413) before anything is sent: a body the gateway
+//! read always reaches the upstream whole, or the request is refused.
+
+use super::ctx::RequestCtx;
+use super::errors::GatewayError;
+use crate::mcp::inspect::{inspect, InspectError, Inspected};
+use crate::policy::mcp_headers;
+use pingora::prelude::Session;
+
+/// Reads and inspects the body when the endpoint needs it, then applies the body-based checks:
+/// header consistency and the tool lists (a batch with one denied call is refused as a whole).
+pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let snapshot = ctx.snapshot.clone();
+    let Some(ep) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
+        return Ok(());
+    };
+    let Some(inspection) = ep.policies.inspection else {
+        return Ok(());
+    };
+    if session.req_header().method != http::Method::POST {
+        return Ok(());
+    }
+    let limit = inspection.max_body.min(ep.policies.limits.max_body);
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::InspectionTooLarge { limit });
+    }
+    session.enable_retry_buffering();
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit) as usize);
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(GatewayError::InspectionTooLarge { limit });
+                }
+                ctx.body.push(&chunk, super::errors::ID_SCAN_LIMIT);
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Err(GatewayError::BadRequest),
+        }
+    }
+    ctx.body.complete = true;
+    ctx.body_inspected = true;
+    let inspected = inspect(&body).map_err(|e| GatewayError::InvalidJsonRpc {
+        code: e.code(),
+        message: match e {
+            InspectError::Parse(m) => format!("parse error: {m}"),
+            InspectError::Invalid(m) => format!("invalid request: {m}"),
+        },
+    })?;
+    mcp_headers::check(session.req_header(), &inspected).map_err(GatewayError::HeaderMismatch)?;
+    if let Some(tools) = &ep.policies.tools {
+        for m in inspected.messages() {
+            if let Some(tool) = m.tool() {
+                if !tools.allows(tool, ctx.identity.as_ref()) {
+                    return Err(GatewayError::ToolDenied {
+                        tool: tool.to_string(),
+                    });
+                }
+            }
+        }
+        ctx.filter_tools = tools.filter_list && lists_tools(&inspected);
+    }
+    ctx.mcp = Some(inspected);
+    Ok(())
+}
+
+fn lists_tools(body: &Inspected) -> bool {
+    body.messages()
+        .iter()
+        .any(|m| m.method.as_deref() == Some("tools/list"))
+}

@@ -1,0 +1,396 @@
+//! Filtering `tools/list` answers so clients do not see tools they may not call, JSON or SSE,
+//! with every other byte of the response kept: SSE events that are not a `tools/list` result pass
+//! unchanged, as do the other members of the result (kept in their order, raw). The answer is
+//! held only as long as needed: a JSON body until its end (bounded), an SSE stream one event at
+//! a time.
+
+use crate::policy::auth::identity::Identity;
+use crate::policy::tools::ToolPolicy;
+use bytes::{Bytes, BytesMut};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// The most of a JSON answer (or one SSE event) held for filtering.
+pub const HOLD_LIMIT: usize = 8 << 20;
+
+/// How the answer is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON document.
+    Json,
+    /// An SSE stream.
+    Sse,
+}
+
+/// The state of one filtered answer.
+#[derive(Debug)]
+pub struct ToolsFilter {
+    framing: Framing,
+    held: BytesMut,
+}
+
+/// Why filtering stopped (the answer is then cut: failing closed).
+#[derive(Debug, thiserror::Error)]
+#[error("tools/list answer larger than {HOLD_LIMIT} bytes cannot be filtered")]
+pub struct TooLarge;
+
+impl ToolsFilter {
+    /// A filter for an answer framed as `framing`.
+    pub fn new(framing: Framing) -> Self {
+        ToolsFilter {
+            framing,
+            held: BytesMut::new(),
+        }
+    }
+
+    /// Takes a chunk of the answer; returns what can be sent now.
+    pub fn chunk(
+        &mut self,
+        chunk: Option<&Bytes>,
+        end: bool,
+        allows: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<Bytes>, TooLarge> {
+        if let Some(c) = chunk {
+            self.held.extend_from_slice(c);
+        }
+        if self.held.len() > HOLD_LIMIT {
+            return Err(TooLarge);
+        }
+        match self.framing {
+            Framing::Json if end => {
+                let whole = self.held.split().freeze();
+                Ok(Some(match filter_json(&whole, allows) {
+                    Some(v) => Bytes::from(v),
+                    None => whole,
+                }))
+            }
+            Framing::Json => Ok(None),
+            Framing::Sse => {
+                let mut out = BytesMut::new();
+                while let Some(end_at) = event_end(&self.held) {
+                    let event = self.held.split_to(end_at).freeze();
+                    match filter_event(&event, allows) {
+                        Some(v) => out.extend_from_slice(&v),
+                        None => out.extend_from_slice(&event),
+                    }
+                }
+                if end && !self.held.is_empty() {
+                    let rest = self.held.split().freeze();
+                    match filter_event(&rest, allows) {
+                        Some(v) => out.extend_from_slice(&v),
+                        None => out.extend_from_slice(&rest),
+                    }
+                }
+                Ok((!out.is_empty()).then(|| out.freeze()))
+            }
+        }
+    }
+}
+
+/// The filter for `policy` and `identity`.
+pub fn allows<'a>(
+    policy: &'a ToolPolicy,
+    identity: Option<&'a Identity>,
+) -> impl Fn(&str) -> bool + 'a {
+    move |tool| policy.allows(tool, identity)
+}
+
+/// Index just past the blank line ending the first complete SSE event.
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < buf.len() {
+        // A line ends with \n, \r\n or \r; an empty line ends the event.
+        let line_start = i;
+        while i < buf.len() && buf[i] != b'\n' && buf[i] != b'\r' {
+            i += 1;
+        }
+        if i >= buf.len() {
+            return None;
+        }
+        let empty = i == line_start;
+        if buf[i] == b'\r' {
+            if i + 1 >= buf.len() {
+                return None; // wait: it may be \r\n
+            }
+            i += if buf[i + 1] == b'\n' { 2 } else { 1 };
+        } else {
+            i += 1;
+        }
+        if empty && line_start > 0 {
+            return Some(i);
+        }
+        if empty {
+            // A leading blank line: an empty event on its own.
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// A filtered event, or `None` when it carries no `tools/list` result to change.
+fn filter_event(event: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(event).ok()?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut data = String::new();
+    let mut first_data = None;
+    for (i, line) in lines.iter().enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if let Some(rest) = bare.strip_prefix("data:") {
+            first_data.get_or_insert(i);
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        }
+    }
+    let first_data = first_data?;
+    let filtered = filter_json(data.as_bytes(), allows)?;
+    let filtered = String::from_utf8(filtered).ok()?;
+    let mut out = String::with_capacity(event.len());
+    for (i, line) in lines.iter().enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if bare.starts_with("data:") {
+            if i == first_data {
+                let ending = &line[bare.len()..];
+                out.push_str("data: ");
+                out.push_str(&filtered);
+                out.push_str(if ending.is_empty() { "\n" } else { ending });
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    Some(out.into_bytes())
+}
+
+/// A JSON object's members in their order, values raw.
+struct Ordered(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Ordered {
+    fn get(&self, key: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+
+    fn write(&self, replace: (&str, &str), out: &mut String) {
+        out.push('{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::Value::from(k.as_str()).to_string());
+            out.push(':');
+            out.push_str(if k == replace.0 { replace.1 } else { v.get() });
+        }
+        out.push('}');
+    }
+}
+
+#[derive(Deserialize)]
+struct ToolName {
+    name: Option<String>,
+}
+
+/// A JSON-RPC answer (or batch of answers) with the tools `allows` refuses removed from every
+/// `result.tools`; `None` when nothing changes.
+pub fn filter_json(body: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<Box<RawValue>> = serde_json::from_str(text).ok()?;
+        let mut changed = false;
+        let parts: Vec<String> = items
+            .iter()
+            .map(|item| match filter_message(item.get(), allows) {
+                Some(v) => {
+                    changed = true;
+                    v
+                }
+                None => item.get().to_string(),
+            })
+            .collect();
+        return changed.then(|| format!("[{}]", parts.join(",")).into_bytes());
+    }
+    filter_message(text, allows).map(String::into_bytes)
+}
+
+fn filter_message(text: &str, allows: &dyn Fn(&str) -> bool) -> Option<String> {
+    let message: Ordered = serde_json::from_str(text).ok()?;
+    let result: Ordered = serde_json::from_str(message.get("result")?.get()).ok()?;
+    let tools: Vec<Box<RawValue>> = serde_json::from_str(result.get("tools")?.get()).ok()?;
+    let kept: Vec<&RawValue> = tools
+        .iter()
+        .map(|t| &**t)
+        .filter(|t| {
+            // A tool without a readable name is not shown: it could not be allowed by name.
+            serde_json::from_str::<ToolName>(t.get())
+                .ok()
+                .and_then(|n| n.name)
+                .is_some_and(|n| allows(&n))
+        })
+        .collect();
+    if kept.len() == tools.len() {
+        return None;
+    }
+    let list = format!(
+        "[{}]",
+        kept.iter().map(|t| t.get()).collect::<Vec<_>>().join(",")
+    );
+    let mut new_result = String::new();
+    result.write(("tools", &list), &mut new_result);
+    let mut out = String::new();
+    message.write(("result", &new_result), &mut out);
+    Some(out)
+}
+
+/// At the response header: starts filtering a successful `tools/list` answer (the length
+/// changes, so `Content-Length` goes; HTTP/1.1 answers are chunked).
+pub fn on_response_header(
+    ctx: &mut crate::proxy::ctx::RequestCtx,
+    resp: &mut pingora::http::ResponseHeader,
+    h2: bool,
+) -> pingora::Result<()> {
+    if !ctx.filter_tools || resp.status != http::StatusCode::OK {
+        return Ok(());
+    }
+    let content_type = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let framing = if content_type.starts_with("text/event-stream") {
+        Framing::Sse
+    } else if content_type.contains("json") {
+        Framing::Json
+    } else {
+        return Ok(());
+    };
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    if !h2 {
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    ctx.tools_filter = Some(ToolsFilter::new(framing));
+    Ok(())
+}
+
+/// Each response body chunk of a filtered answer.
+pub fn on_body(
+    ctx: &mut crate::proxy::ctx::RequestCtx,
+    body: &mut Option<Bytes>,
+    end: bool,
+) -> pingora::Result<()> {
+    let Some(filter) = ctx.tools_filter.as_mut() else {
+        return Ok(());
+    };
+    let snapshot = ctx.snapshot.clone();
+    let Some(policy) = ctx
+        .endpoint
+        .and_then(|i| snapshot.endpoints.get(i))
+        .and_then(|ep| ep.policies.tools.as_ref())
+    else {
+        return Ok(());
+    };
+    let allow = allows(policy, ctx.identity.as_ref());
+    match filter.chunk(body.as_ref(), end, &allow) {
+        Ok(out) => {
+            *body = out;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "tools/list answer cut: too large to filter");
+            pingora::Error::e_explain(pingora::ErrorType::InternalError, "tools/list too large")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_secret(t: &str) -> bool {
+        !t.starts_with("secret")
+    }
+
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"secret_x"},{"name":"add"}],"nextCursor":"c"}}"#;
+
+    #[test]
+    fn json_answers_keep_order_and_other_members() {
+        let out = filter_json(LIST.as_bytes(), &no_secret).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8(out).unwrap_or_default(),
+            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"add"}],"nextCursor":"c"}}"#
+        );
+        assert_eq!(filter_json(LIST.as_bytes(), &|_| true), None, "unchanged");
+        assert_eq!(
+            filter_json(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &no_secret),
+            None
+        );
+        let batch = format!(r#"[{LIST},{{"jsonrpc":"2.0","id":4,"result":{{}}}}]"#);
+        let out = String::from_utf8(filter_json(batch.as_bytes(), &no_secret).unwrap_or_default())
+            .unwrap_or_default();
+        assert!(
+            !out.contains("secret") && out.contains(r#""id":4"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn sse_events_split_across_chunks_are_filtered_one_by_one() {
+        let stream = format!(
+            ": primed\n\nid: 1\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}}\n\nid: 2\nevent: message\ndata: {LIST}\n\n"
+        );
+        let mut f = ToolsFilter::new(Framing::Sse);
+        let mut out = Vec::new();
+        for piece in stream.as_bytes().chunks(7) {
+            if let Ok(Some(b)) = f.chunk(Some(&Bytes::copy_from_slice(piece)), false, &no_secret) {
+                out.extend_from_slice(&b);
+            }
+        }
+        if let Ok(Some(b)) = f.chunk(None, true, &no_secret) {
+            out.extend_from_slice(&b);
+        }
+        let out = String::from_utf8(out).unwrap_or_default();
+        assert!(out.starts_with(": primed\n\nid: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nid: 2\nevent: message\ndata: {"), "{out}");
+        assert!(
+            !out.contains("secret_x") && out.contains("\"add\"") && out.ends_with("}\n\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn json_is_held_to_the_end_and_bounded() {
+        let mut f = ToolsFilter::new(Framing::Json);
+        let (a, b) = LIST.split_at(20);
+        assert!(matches!(
+            f.chunk(Some(&Bytes::from(a.to_string())), false, &no_secret),
+            Ok(None)
+        ));
+        let out = f.chunk(Some(&Bytes::from(b.to_string())), true, &no_secret);
+        assert!(matches!(out, Ok(Some(ref v)) if !v.windows(6).any(|w| w == b"secret")));
+        let mut g = ToolsFilter::new(Framing::Json);
+        let big = Bytes::from(vec![b' '; HOLD_LIMIT + 1]);
+        assert!(g.chunk(Some(&big), false, &no_secret).is_err());
+    }
+}
