@@ -270,3 +270,54 @@ async fn roles_widen_tool_lists_and_sse_answers_are_filtered() {
     assert_eq!(status, 200, "{text}");
     server.abort();
 }
+
+#[tokio::test]
+async fn cel_rules_on_identity_tool_and_arguments() {
+    let up = recording("a", 200, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    let gw = Gateway::start(&format!(
+        r#"policies:
+  auth:
+    api_keys:
+      keys:
+        - {{name: user, sha256: "{u}", roles: [user]}}
+        - {{name: ops, sha256: "{o}", roles: [admin]}}
+  rules:
+    - name: admins
+      when: '"admin" in identity.roles'
+      action: allow
+    - name: no-deletes
+      when: 'mcp.tool.startsWith("delete_")'
+      message: deleting needs the admin role
+    - name: small-counts
+      when: 'mcp.tool == "count" && mcp.arguments.n > 10'
+      status: 422
+      message: n is at most 10
+endpoints:
+  - path: /mcp
+    backend:
+      hosts: [http://{a}]
+"#,
+        u = hash_key("user-key"),
+        o = hash_key("ops-key"),
+        a = up.addr
+    ));
+    let client = reqwest::Client::new();
+    let url = gw.url("/mcp");
+    let user = [("x-api-key", "user-key")];
+    let ops = [("x-api-key", "ops-key")];
+    let del = r#"{"jsonrpc":"2.0","id":"d1","method":"tools/call","params":{"name":"delete_user","arguments":{}}}"#;
+    let (status, body, _) = post(&client, &url, del, &user).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["id"], "d1");
+    assert_eq!(body["error"]["message"], "deleting needs the admin role");
+    assert_eq!(body["error"]["data"]["reason"], "policy_denied");
+    let count = |n: u32| {
+        format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"count","arguments":{{"n":{n}}}}}}}"#)
+    };
+    let (status, body, _) = post(&client, &url, &count(50), &user).await;
+    assert_eq!((status, body["error"]["message"].clone()), (422, "n is at most 10".into()));
+    assert_eq!(up.requests().len(), 0, "denied requests never reach the upstream");
+    assert_eq!(post(&client, &url, &count(5), &user).await.0, 200);
+    assert_eq!(post(&client, &url, del, &ops).await.0, 200, "admins are allowed first");
+    assert_eq!(up.requests().len(), 2);
+}

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body_limit;
+pub mod cel;
 pub mod concurrency;
 pub mod cors;
 pub mod header_modifiers;
@@ -74,6 +75,9 @@ pub struct PoliciesConfig {
     /// Tool allow and deny lists (403 for denied calls; `tools/list` filtered).
     #[serde(default)]
     pub tools: Option<tools::ToolsConfig>,
+    /// CEL rules over the request, the identity and the MCP message; the first match decides.
+    #[serde(default)]
+    pub rules: Option<Vec<cel::RuleConfig>>,
 }
 
 impl PoliciesConfig {
@@ -96,6 +100,7 @@ impl PoliciesConfig {
             concurrency: pick(&self.concurrency, &defaults.concurrency),
             mcp: pick(&self.mcp, &defaults.mcp),
             tools: pick(&self.tools, &defaults.tools),
+            rules: pick(&self.rules, &defaults.rules),
         }
     }
 }
@@ -137,6 +142,8 @@ pub struct Policies {
     pub inspection: Option<mcp_headers::Inspection>,
     /// Tool allow and deny lists.
     pub tools: Option<tools::ToolPolicy>,
+    /// CEL rules.
+    pub rules: cel::Rules,
 }
 
 /// What the request-header policies decided.
@@ -179,6 +186,10 @@ impl Policies {
                 &cfg.mcp.clone().unwrap_or_default(),
                 &format!("{at}.mcp"),
             ),
+            &mut p,
+        );
+        let rules = collect(
+            cel::Rules::compile(cfg.rules.as_deref().unwrap_or(&[]), &format!("{at}.rules")),
             &mut p,
         );
         let tools = match &cfg.tools {
@@ -292,7 +303,9 @@ impl Policies {
                     i.forced
                         || tools.is_some()
                         || rate_limits.as_ref().is_some_and(|r| r.per_tool())
+                        || rules.as_ref().is_some_and(|r| r.uses_mcp)
                 }),
+                rules: rules.unwrap_or_default(),
                 tools,
                 rate_limits: rate_limits.unwrap_or_default(),
                 concurrency: concurrency.unwrap_or_default(),

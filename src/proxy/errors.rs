@@ -117,6 +117,16 @@ pub enum GatewayError {
         /// The tool.
         tool: String,
     },
+    /// Denied by a CEL rule (its status, 400 to 499).
+    #[error("{message}")]
+    PolicyDenied {
+        /// The rule's name.
+        rule: String,
+        /// The status.
+        status: u16,
+        /// The rule's message.
+        message: String,
+    },
     /// The body is larger than an inspecting endpoint can inspect (413).
     #[error("the request body is larger than the {limit} bytes this endpoint inspects")]
     InspectionTooLarge {
@@ -156,6 +166,7 @@ impl GatewayError {
             GatewayError::SessionNotFound { .. } => 404,
             GatewayError::InvalidJsonRpc { .. } | GatewayError::HeaderMismatch(_) => 400,
             GatewayError::ToolDenied { .. } => 403,
+            GatewayError::PolicyDenied { status, .. } => *status,
             GatewayError::InspectionTooLarge { .. } => 413,
             GatewayError::Internal => 500,
         }
@@ -186,6 +197,7 @@ impl GatewayError {
             GatewayError::InvalidJsonRpc { .. } => "invalid_request",
             GatewayError::HeaderMismatch(_) => "header_mismatch",
             GatewayError::ToolDenied { .. } => "tool_denied",
+            GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::InspectionTooLarge { .. } => "payload_too_large",
             GatewayError::Internal => "internal_error",
         }
@@ -196,6 +208,7 @@ impl GatewayError {
         match self {
             GatewayError::Unauthorized { reason, .. } => format!("unauthorized: {reason}"),
             GatewayError::SessionNotFound { why } => format!("session_not_found: {why}"),
+            GatewayError::PolicyDenied { rule, .. } => format!("policy_denied: {rule}"),
             GatewayError::ConcurrencyLimited { limit, .. }
             | GatewayError::LimitKeyMissing { limit, .. } => {
                 format!("{}: {limit}", self.reason())

@@ -23,7 +23,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         other => other,
     };
     if let Verdict::Continue = verdict {
-        verdict = match inspection::run(session, ctx).await {
+        verdict = match inspection::run(session, ctx).await.and_then(|()| rules(session, ctx)) {
             Ok(()) => Verdict::Continue,
             Err(e) => Verdict::Refuse(e),
         };
@@ -138,6 +138,19 @@ async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Verdict {
         }
         Err(e) => Verdict::Refuse(e),
     }
+}
+
+/// The endpoint's CEL rules.
+fn rules(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayError> {
+    let Some(ep) = ctx.endpoint() else {
+        return Ok(());
+    };
+    ep.policies.rules.check(&crate::policy::cel::Facts {
+        req: session.req_header(),
+        client_ip: ctx.client_ip,
+        identity: ctx.identity.as_ref(),
+        mcp: ctx.mcp.as_ref(),
+    })
 }
 
 /// Rate and concurrency limits (after authentication, so they can count by identity).

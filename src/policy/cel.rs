@@ -1,0 +1,384 @@
+//! CEL rules (the `cel` crate): expressions compiled when the config loads (a bad expression is
+//! a config error with its path), evaluated per request in order; the first rule whose `when` is
+//! true decides (`allow` ends the rules, `deny` refuses with its status and message). No rule
+//! matching allows. A rule that fails to evaluate denies (fail closed) and is logged.
+//!
+//! Variables (built only when some rule of the endpoint uses them):
+//! - `request`: `method`, `path`, `headers` (lower-case names), `query`, `client_ip`;
+//! - `identity`: `authenticated`, `subject`, `method`, `roles`, `scopes`, `claims`;
+//! - `mcp`: `method`, `tool`, `resource`, `arguments`, `meta`, `session`, `protocol_version`,
+//!   `batch` (strings are `""` and maps `{}` when absent, so rules need no null checks). In a
+//!   batch every message is checked, and one denial refuses the whole batch.
+
+use crate::config::Problem;
+use crate::mcp::inspect::{Inspected, Message};
+use crate::policy::auth::identity::Identity;
+use crate::proxy::errors::GatewayError;
+use cel::{Context, Program, Value};
+use pingora::http::RequestHeader;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// One entry of `rules:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Name (logs, metrics, the error's `data.rule`).
+    pub name: String,
+    /// The CEL condition, e.g. `mcp.tool.startsWith("delete_") && !("admin" in identity.roles)`.
+    pub when: String,
+    /// What a true condition does: `deny` (the default) or `allow` (stop checking rules).
+    #[serde(default)]
+    pub action: RuleAction,
+    /// Status of a denial (400 to 499; default 403).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Message of a denial (default: "denied by policy <name>").
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Refuse the request.
+    #[default]
+    Deny,
+    /// Allow it (later rules are not checked).
+    Allow,
+}
+
+struct Rule {
+    name: String,
+    program: Program,
+    action: RuleAction,
+    status: u16,
+    message: String,
+}
+
+/// The compiled rules of an endpoint.
+#[derive(Clone, Default)]
+pub struct Rules {
+    rules: Arc<Vec<Rule>>,
+    uses_request: bool,
+    uses_identity: bool,
+    /// Some rule reads `mcp` (the endpoint must inspect bodies).
+    pub uses_mcp: bool,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
+        f.debug_struct("Rules").field("rules", &names).finish()
+    }
+}
+
+/// What the rules see of a request.
+pub struct Facts<'a> {
+    /// The request header.
+    pub req: &'a RequestHeader,
+    /// The client address.
+    pub client_ip: Option<IpAddr>,
+    /// The identity, if authenticated.
+    pub identity: Option<&'a Identity>,
+    /// The inspected body, if any.
+    pub mcp: Option<&'a Inspected>,
+}
+
+impl Rules {
+    /// Compiles `rules:`, every bad expression reported with its path.
+    pub fn compile(list: &[RuleConfig], at: &str) -> Result<Self, Vec<Problem>> {
+        let mut p = Vec::new();
+        let mut rules = Vec::new();
+        for (i, r) in list.iter().enumerate() {
+            let here = format!("{at}[{i}]");
+            if list[..i].iter().any(|o| o.name == r.name) {
+                p.push(Problem::new(format!("{here}.name"), format!("{:?} is used twice", r.name)));
+            }
+            let status = r.status.unwrap_or(403);
+            if !(400..=499).contains(&status) {
+                p.push(Problem::new(format!("{here}.status"), "must be between 400 and 499"));
+            }
+            match Program::compile(&r.when) {
+                Ok(program) => {
+                    let refs = program.references();
+                    let unknown: Vec<&str> = refs
+                        .variables()
+                        .into_iter()
+                        .filter(|v| !["request", "identity", "mcp"].contains(v))
+                        .collect();
+                    if !unknown.is_empty() {
+                        p.push(Problem::new(
+                            format!("{here}.when"),
+                            format!("unknown variable(s) {unknown:?}: use request, identity, mcp"),
+                        ));
+                    }
+                    rules.push(Rule {
+                        name: r.name.clone(),
+                        program,
+                        action: r.action,
+                        status,
+                        message: r
+                            .message
+                            .clone()
+                            .unwrap_or_else(|| format!("denied by policy {}", r.name)),
+                    });
+                }
+                Err(e) => p.push(Problem::new(
+                    format!("{here}.when"),
+                    format!("invalid CEL: {}", e.to_string().replace('\n', " ")),
+                )),
+            }
+        }
+        if !p.is_empty() {
+            return Err(p);
+        }
+        let uses = |name: &str| rules.iter().any(|r| r.program.references().has_variable(name));
+        Ok(Rules {
+            uses_request: uses("request"),
+            uses_identity: uses("identity"),
+            uses_mcp: uses("mcp"),
+            rules: Arc::new(rules),
+        })
+    }
+
+    /// Whether any rule is configured.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Runs the rules; the refusal of the first denying rule, if any.
+    pub fn check(&self, facts: &Facts<'_>) -> Result<(), GatewayError> {
+        if self.rules.is_empty() {
+            return Ok(());
+        }
+        let mut base = Context::default();
+        if self.uses_request {
+            add(&mut base, "request", request_value(facts));
+        }
+        if self.uses_identity {
+            add(&mut base, "identity", identity_value(facts.identity));
+        }
+        let messages: &[Message] = match facts.mcp {
+            Some(m) => m.messages(),
+            None => &[],
+        };
+        let batch = matches!(facts.mcp, Some(Inspected::Batch(_)));
+        if !self.uses_mcp || messages.is_empty() {
+            let mut cx = base.new_inner_scope();
+            if self.uses_mcp {
+                add(&mut cx, "mcp", mcp_value(None, facts.req, batch));
+            }
+            return self.decide(&cx);
+        }
+        for m in messages {
+            let mut cx = base.new_inner_scope();
+            add(&mut cx, "mcp", mcp_value(Some(m), facts.req, batch));
+            self.decide(&cx)?;
+        }
+        Ok(())
+    }
+
+    fn decide(&self, cx: &Context<'_, '_>) -> Result<(), GatewayError> {
+        for rule in self.rules.iter() {
+            match rule.program.execute(cx) {
+                Ok(Value::Bool(false)) => continue,
+                Ok(Value::Bool(true)) => {
+                    return match rule.action {
+                        RuleAction::Allow => Ok(()),
+                        RuleAction::Deny => Err(denial(rule)),
+                    }
+                }
+                Ok(other) => {
+                    tracing::warn!(rule = %rule.name, value = ?other, "CEL rule did not give a boolean; denying");
+                    return Err(denial(rule));
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, error = %e, "CEL rule failed to evaluate; denying");
+                    return Err(denial(rule));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn denial(rule: &Rule) -> GatewayError {
+    GatewayError::PolicyDenied {
+        rule: rule.name.clone(),
+        status: rule.status,
+        message: rule.message.clone(),
+    }
+}
+
+fn add(cx: &mut Context<'_, '_>, name: &str, v: serde_json::Value) {
+    if let Err(e) = cx.add_variable(name, v) {
+        tracing::warn!(variable = name, error = %e, "CEL variable could not be built");
+    }
+}
+
+fn request_value(f: &Facts<'_>) -> serde_json::Value {
+    let mut headers = BTreeMap::new();
+    for (k, v) in f.req.headers.iter() {
+        if let Ok(v) = v.to_str() {
+            headers.entry(k.as_str().to_string()).or_insert_with(|| v.to_string());
+        }
+    }
+    let query: BTreeMap<String, String> = f
+        .req
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "method": f.req.method.as_str(),
+        "path": f.req.uri.path(),
+        "headers": headers,
+        "query": query,
+        "client_ip": f.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+    })
+}
+
+fn identity_value(id: Option<&Identity>) -> serde_json::Value {
+    match id {
+        Some(i) => serde_json::json!({
+            "authenticated": true,
+            "subject": i.subject,
+            "method": i.method.as_str(),
+            "roles": i.roles,
+            "scopes": i.scopes,
+            "claims": if i.claims.is_object() { i.claims.clone() } else { serde_json::json!({}) },
+        }),
+        None => serde_json::json!({
+            "authenticated": false, "subject": "", "method": "", "roles": [], "scopes": [],
+            "claims": {},
+        }),
+    }
+}
+
+fn mcp_value(m: Option<&Message>, req: &RequestHeader, batch: bool) -> serde_json::Value {
+    let header = |name: &str| {
+        req.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let text = |v: Option<&String>| v.cloned().unwrap_or_default();
+    let obj = |v: Option<&serde_json::Value>| match v {
+        Some(v @ serde_json::Value::Object(_)) => v.clone(),
+        _ => serde_json::json!({}),
+    };
+    serde_json::json!({
+        "method": text(m.and_then(|m| m.method.as_ref())),
+        "tool": m.and_then(|m| m.tool()).unwrap_or_default(),
+        "resource": text(m.and_then(|m| m.uri.as_ref())),
+        "arguments": obj(m.and_then(|m| m.arguments.as_ref())),
+        "meta": obj(m.and_then(|m| m.meta.as_ref())),
+        "session": header("mcp-session-id"),
+        "protocol_version": header("mcp-protocol-version"),
+        "batch": batch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::inspect::inspect;
+    use crate::policy::auth::identity::AuthMethod;
+
+    fn rules(yaml: &str) -> Result<Rules, Vec<Problem>> {
+        let list: Vec<RuleConfig> = serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        Rules::compile(&list, "rules")
+    }
+
+    #[test]
+    fn rules_on_identity_tool_and_arguments() {
+        let r = rules(
+            r#"
+- name: admins-anything
+  when: '"admin" in identity.roles'
+  action: allow
+- name: no-deletes
+  when: 'mcp.tool.startsWith("delete_")'
+  message: deleting needs the admin role
+- name: small-counts
+  when: 'mcp.tool == "slow_count" && mcp.arguments.n > 10'
+  status: 422
+"#,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert!(r.uses_identity && r.uses_mcp && !r.uses_request);
+        let req = RequestHeader::build("POST", b"/mcp", None).unwrap_or_else(|e| panic!("{e}"));
+        let user = Identity {
+            method: AuthMethod::Jwt,
+            subject: "u".into(),
+            roles: vec!["user".into()],
+            scopes: vec![],
+            claims: serde_json::json!({"tenant": "t1"}),
+        };
+        let admin = Identity {
+            roles: vec!["admin".into()],
+            ..user.clone()
+        };
+        let check = |body: &str, id: &Identity| {
+            let m = inspect(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            r.check(&Facts {
+                req: &req,
+                client_ip: None,
+                identity: Some(id),
+                mcp: Some(&m),
+            })
+        };
+        let del = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_user"}}"#;
+        match check(del, &user) {
+            Err(GatewayError::PolicyDenied { rule, status, message }) => {
+                assert_eq!((rule.as_str(), status), ("no-deletes", 403));
+                assert_eq!(message, "deleting needs the admin role");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check(del, &admin).is_ok());
+        let big = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow_count","arguments":{"n":50}}}"#;
+        assert!(matches!(check(big, &user), Err(GatewayError::PolicyDenied { status: 422, .. })));
+        let small = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow_count","arguments":{"n":5}}}"#;
+        assert!(check(small, &user).is_ok());
+        // A batch with one denied message is denied as a whole.
+        let batch = format!("[{small},{del}]");
+        assert!(check(&batch, &user).is_err());
+        // Not a tool call: `mcp.tool` is "" and nothing matches.
+        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, &user).is_ok());
+    }
+
+    #[test]
+    fn bad_rules_are_config_errors() {
+        let e = rules(
+            r#"
+- { name: a, when: 'mcp.tool ==' }
+- { name: a, when: 'nope.x == 1', status: 500 }
+"#,
+        )
+        .err()
+        .unwrap_or_default();
+        let paths: Vec<&str> = e.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["rules[0].when", "rules[1].name", "rules[1].status", "rules[1].when"], "{e:?}");
+    }
+
+    #[test]
+    fn evaluation_errors_deny() {
+        let r = rules("- { name: typed, when: 'mcp.arguments.n > 1' }").unwrap_or_else(|p| panic!("{p:?}"));
+        let req = RequestHeader::build("POST", b"/mcp", None).unwrap_or_else(|e| panic!("{e}"));
+        let m = inspect(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":"str"}}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = r.check(&Facts { req: &req, client_ip: None, identity: None, mcp: Some(&m) });
+        assert!(out.is_err(), "a type error fails closed");
+    }
+}
