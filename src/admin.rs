@@ -28,6 +28,62 @@ impl AdminApp {
         AdminApp { store, reloader }
     }
 
+    /// The tools each endpoint has seen in `tools/list` answers, with their definition hashes.
+    fn tools(&self) -> Response<Vec<u8>> {
+        let snapshot = self.store.current();
+        let mut out = serde_json::Map::new();
+        for ep in &snapshot.endpoints {
+            let tools: serde_json::Map<String, serde_json::Value> = ep
+                .policies
+                .tool_registry
+                .snapshot()
+                .into_iter()
+                .map(|(name, r)| {
+                    let changed = r.changed();
+                    (
+                        name,
+                        serde_json::json!({"approved": r.approved, "seen": r.seen, "changed": changed}),
+                    )
+                })
+                .collect();
+            out.insert(ep.name.clone(), serde_json::Value::Object(tools));
+        }
+        json(StatusCode::OK, serde_json::json!({"endpoints": out}))
+    }
+
+    /// `POST /tools/accept?endpoint=NAME&tool=TOOL`: approves the definition last seen.
+    fn accept_tool(&self, query: &str) -> Response<Vec<u8>> {
+        let params: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+        let (Some(endpoint), Some(tool)) = (params.get("endpoint"), params.get("tool")) else {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "give ?endpoint=NAME&tool=TOOL"}),
+            );
+        };
+        let snapshot = self.store.current();
+        let Some(ep) = snapshot.endpoints.iter().find(|e| &e.name == endpoint) else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no such endpoint", "endpoint": endpoint}),
+            );
+        };
+        if ep.policies.tool_registry.accept(tool) {
+            tracing::info!(endpoint = %endpoint, tool = %tool, "tool definition accepted");
+            json(
+                StatusCode::OK,
+                serde_json::json!({"status": "accepted", "endpoint": endpoint, "tool": tool}),
+            )
+        } else {
+            json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "tool not seen on this endpoint", "tool": tool}),
+            )
+        }
+    }
+
     async fn reload(&self) -> Response<Vec<u8>> {
         let Some(r) = &self.reloader else {
             return json(
@@ -108,6 +164,9 @@ impl AdminApp {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        if req.uri.path() == "/tools/accept" && req.method == http::Method::POST {
+            return self.accept_tool(req.uri.query().unwrap_or_default());
+        }
         if req.uri.path() == "/reload" {
             if req.method == http::Method::POST {
                 return self.reload().await;
@@ -133,9 +192,10 @@ impl ServeHttp for AdminApp {
             "/metrics" => self.metrics(),
             "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             "/readyz" => self.ready(),
+            "/tools" => self.tools(),
             _ => json(
                 StatusCode::NOT_FOUND,
-                serde_json::json!({"error": "not found", "paths": ["/metrics", "/healthz", "/readyz", "/reload"]}),
+                serde_json::json!({"error": "not found", "paths": ["/metrics", "/healthz", "/readyz", "/reload", "/tools", "/tools/accept"]}),
             ),
         }
     }

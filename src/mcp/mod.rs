@@ -3,3 +3,4 @@
 pub mod inspect;
 pub mod jsonrpc;
 pub mod session_pin;
+pub mod tool_registry;

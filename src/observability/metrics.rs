@@ -33,6 +33,9 @@ pub struct Metrics {
     pinned_requests: IntCounterVec,
     pinning_failures: IntCounterVec,
     reloads: IntCounterVec,
+    tool_changes: IntCounterVec,
+    mcp_requests: IntCounterVec,
+    tool_duration: HistogramVec,
     /// Access-log lines dropped because the writer could not keep up.
     pub access_log_dropped: IntCounter,
     /// Constant 1 with the version as a label.
@@ -75,6 +78,12 @@ pub mod names {
     pub const PINNED_REQUESTS: &str = "mcpgate_pinned_requests_total";
     /// Session ids that could not be routed (answered 404), by reason.
     pub const PINNING_FAILURES: &str = "mcpgate_session_pinning_failures_total";
+    /// Tool definitions seen changed, by endpoint.
+    pub const TOOL_CHANGES: &str = "mcpgate_tool_definition_changes_total";
+    /// MCP requests by endpoint, MCP method, tool and outcome.
+    pub const MCP_REQUESTS: &str = "mcpgate_mcp_requests_total";
+    /// Duration of tool calls by endpoint and tool.
+    pub const TOOL_DURATION: &str = "mcpgate_tool_call_duration_seconds";
     /// Config reloads by result (success, failure).
     pub const RELOADS: &str = "mcpgate_config_reloads_total";
     /// Access-log lines dropped.
@@ -214,6 +223,25 @@ impl Metrics {
                 &["endpoint", "reason"]
             )
             .expect("register"),
+            tool_changes: register_int_counter_vec!(
+                TOOL_CHANGES,
+                "Tool definitions seen in tools/list that differ from the approved one.",
+                &["endpoint"]
+            )
+            .expect("register"),
+            mcp_requests: register_int_counter_vec!(
+                MCP_REQUESTS,
+                "MCP messages by endpoint, MCP method, tool (configured or seen in tools/list, else other) and outcome.",
+                &["endpoint", "mcp_method", "tool", "outcome"]
+            )
+            .expect("register"),
+            tool_duration: register_histogram_vec!(
+                TOOL_DURATION,
+                "Seconds from a tools/call request to the end of its answer.",
+                &["endpoint", "tool"],
+                DURATION_BUCKETS.to_vec()
+            )
+            .expect("register"),
             reloads: register_int_counter_vec!(
                 RELOADS,
                 "Config reloads by result (success, failure).",
@@ -312,6 +340,25 @@ fn method_index(m: &http::Method) -> usize {
 }
 
 impl Metrics {
+    /// Counts a changed tool definition.
+    pub fn tool_definition_changed(&self, endpoint: &str) {
+        self.tool_changes.with_label_values(&[endpoint]).inc();
+    }
+
+    /// Counts one MCP message (labels already bounded by the caller).
+    pub fn mcp_request(&self, endpoint: &str, method: &str, tool: &str, outcome: &str) {
+        self.mcp_requests
+            .with_label_values(&[endpoint, method, tool, outcome])
+            .inc();
+    }
+
+    /// Records a tool call's duration.
+    pub fn tool_call(&self, endpoint: &str, tool: &str, seconds: f64) {
+        self.tool_duration
+            .with_label_values(&[endpoint, tool])
+            .observe(seconds);
+    }
+
     /// Counts a reload (`success` or `failure`).
     pub fn reload(&self, result: &str) {
         self.reloads.with_label_values(&[result]).inc();

@@ -46,6 +46,7 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         None => metrics::unmatched(),
     };
     em.observe(&req.method, status, elapsed.as_secs_f64());
+    super::mcp::record(ctx, status);
     let bytes_in = session.body_bytes_read();
     let bytes_out = session.body_bytes_sent();
     em.request_bytes.inc_by(bytes_in as u64);

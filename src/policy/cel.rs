@@ -97,11 +97,17 @@ impl Rules {
         for (i, r) in list.iter().enumerate() {
             let here = format!("{at}[{i}]");
             if list[..i].iter().any(|o| o.name == r.name) {
-                p.push(Problem::new(format!("{here}.name"), format!("{:?} is used twice", r.name)));
+                p.push(Problem::new(
+                    format!("{here}.name"),
+                    format!("{:?} is used twice", r.name),
+                ));
             }
             let status = r.status.unwrap_or(403);
             if !(400..=499).contains(&status) {
-                p.push(Problem::new(format!("{here}.status"), "must be between 400 and 499"));
+                p.push(Problem::new(
+                    format!("{here}.status"),
+                    "must be between 400 and 499",
+                ));
             }
             match Program::compile(&r.when) {
                 Ok(program) => {
@@ -137,7 +143,11 @@ impl Rules {
         if !p.is_empty() {
             return Err(p);
         }
-        let uses = |name: &str| rules.iter().any(|r| r.program.references().has_variable(name));
+        let uses = |name: &str| {
+            rules
+                .iter()
+                .any(|r| r.program.references().has_variable(name))
+        };
         Ok(Rules {
             uses_request: uses("request"),
             uses_identity: uses("identity"),
@@ -225,7 +235,9 @@ fn request_value(f: &Facts<'_>) -> serde_json::Value {
     let mut headers = BTreeMap::new();
     for (k, v) in f.req.headers.iter() {
         if let Ok(v) = v.to_str() {
-            headers.entry(k.as_str().to_string()).or_insert_with(|| v.to_string());
+            headers
+                .entry(k.as_str().to_string())
+                .or_insert_with(|| v.to_string());
         }
     }
     let query: BTreeMap<String, String> = f
@@ -338,9 +350,14 @@ mod tests {
                 mcp: Some(&m),
             })
         };
-        let del = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_user"}}"#;
+        let del =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_user"}}"#;
         match check(del, &user) {
-            Err(GatewayError::PolicyDenied { rule, status, message }) => {
+            Err(GatewayError::PolicyDenied {
+                rule,
+                status,
+                message,
+            }) => {
                 assert_eq!((rule.as_str(), status), ("no-deletes", 403));
                 assert_eq!(message, "deleting needs the admin role");
             }
@@ -348,7 +365,10 @@ mod tests {
         }
         assert!(check(del, &admin).is_ok());
         let big = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow_count","arguments":{"n":50}}}"#;
-        assert!(matches!(check(big, &user), Err(GatewayError::PolicyDenied { status: 422, .. })));
+        assert!(matches!(
+            check(big, &user),
+            Err(GatewayError::PolicyDenied { status: 422, .. })
+        ));
         let small = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow_count","arguments":{"n":5}}}"#;
         assert!(check(small, &user).is_ok());
         // A batch with one denied message is denied as a whole.
@@ -369,16 +389,31 @@ mod tests {
         .err()
         .unwrap_or_default();
         let paths: Vec<&str> = e.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, ["rules[0].when", "rules[1].name", "rules[1].status", "rules[1].when"], "{e:?}");
+        assert_eq!(
+            paths,
+            [
+                "rules[0].when",
+                "rules[1].name",
+                "rules[1].status",
+                "rules[1].when"
+            ],
+            "{e:?}"
+        );
     }
 
     #[test]
     fn evaluation_errors_deny() {
-        let r = rules("- { name: typed, when: 'mcp.arguments.n > 1' }").unwrap_or_else(|p| panic!("{p:?}"));
+        let r = rules("- { name: typed, when: 'mcp.arguments.n > 1' }")
+            .unwrap_or_else(|p| panic!("{p:?}"));
         let req = RequestHeader::build("POST", b"/mcp", None).unwrap_or_else(|e| panic!("{e}"));
         let m = inspect(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":"str"}}}"#)
             .unwrap_or_else(|e| panic!("{e}"));
-        let out = r.check(&Facts { req: &req, client_ip: None, identity: None, mcp: Some(&m) });
+        let out = r.check(&Facts {
+            req: &req,
+            client_ip: None,
+            identity: None,
+            mcp: Some(&m),
+        });
         assert!(out.is_err(), "a type error fails closed");
     }
 }

@@ -78,6 +78,10 @@ pub struct PoliciesConfig {
     /// CEL rules over the request, the identity and the MCP message; the first match decides.
     #[serde(default)]
     pub rules: Option<Vec<cel::RuleConfig>>,
+    /// Tool-definition pinning: changed tool definitions are logged, counted and optionally
+    /// blocked until accepted.
+    #[serde(default)]
+    pub tool_pinning: Option<crate::mcp::tool_registry::ToolPinningConfig>,
 }
 
 impl PoliciesConfig {
@@ -101,6 +105,7 @@ impl PoliciesConfig {
             mcp: pick(&self.mcp, &defaults.mcp),
             tools: pick(&self.tools, &defaults.tools),
             rules: pick(&self.rules, &defaults.rules),
+            tool_pinning: pick(&self.tool_pinning, &defaults.tool_pinning),
         }
     }
 }
@@ -144,6 +149,8 @@ pub struct Policies {
     pub tools: Option<tools::ToolPolicy>,
     /// CEL rules.
     pub rules: cel::Rules,
+    /// The endpoint's tools as seen in `tools/list` answers (labels, pinning).
+    pub tool_registry: std::sync::Arc<crate::mcp::tool_registry::ToolRegistry>,
 }
 
 /// What the request-header policies decided.
@@ -154,6 +161,28 @@ pub enum Verdict {
     Preflight(Vec<(http::HeaderName, http::HeaderValue)>),
     /// Refuse.
     Refuse(GatewayError),
+}
+
+/// Tool names written out in the config (no globs): always valid metric labels.
+fn configured_tools(cfg: &PoliciesConfig) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(t) = &cfg.tools {
+        names.extend(t.allow.iter().flatten().cloned());
+        names.extend(t.deny.iter().cloned());
+        for r in t.roles.values() {
+            names.extend(r.allow.iter().chain(&r.deny).cloned());
+        }
+    }
+    for l in cfg.rate_limits.iter().flatten() {
+        names.extend(l.tools.iter().flatten().cloned());
+    }
+    if let Some(p) = &cfg.tool_pinning {
+        names.extend(p.pinned.keys().cloned());
+    }
+    names.retain(|n| !n.contains(['*', '?']));
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn collect<T>(r: Result<T, Vec<Problem>>, problems: &mut Vec<Problem>) -> Option<T> {
@@ -192,6 +221,12 @@ impl Policies {
             cel::Rules::compile(cfg.rules.as_deref().unwrap_or(&[]), &format!("{at}.rules")),
             &mut p,
         );
+        if let Some(tp) = &cfg.tool_pinning {
+            p.extend(crate::mcp::tool_registry::check(
+                tp,
+                &format!("{at}.tool_pinning"),
+            ));
+        }
         let tools = match &cfg.tools {
             Some(t) => collect(
                 tools::ToolPolicy::compile(t, &format!("{at}.tools")),
@@ -304,7 +339,21 @@ impl Policies {
                         || tools.is_some()
                         || rate_limits.as_ref().is_some_and(|r| r.per_tool())
                         || rules.as_ref().is_some_and(|r| r.uses_mcp)
+                        || cfg.tool_pinning.is_some()
                 }),
+                tool_registry: crate::runtime::shared::shared(
+                    format!(
+                        "tools:{name}:{:?}:{:?}",
+                        cfg.tool_pinning,
+                        configured_tools(cfg)
+                    ),
+                    || {
+                        crate::mcp::tool_registry::ToolRegistry::new(
+                            cfg.tool_pinning.as_ref(),
+                            configured_tools(cfg),
+                        )
+                    },
+                ),
                 rules: rules.unwrap_or_default(),
                 tools,
                 rate_limits: rate_limits.unwrap_or_default(),

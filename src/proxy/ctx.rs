@@ -66,6 +66,12 @@ pub struct RequestCtx {
     pub filter_tools: bool,
     /// The `tools/list` filter's state while the response streams.
     pub tools_filter: Option<crate::proxy::tools_filter::ToolsFilter>,
+    /// The answer is to one `tools/call`: look for `isError: true`.
+    pub scan_tool_error: bool,
+    /// The last bytes scanned (a match may span chunks).
+    pub scan_tail: Vec<u8>,
+    /// The tool call's answer reported a tool error.
+    pub tool_error: bool,
 }
 
 /// A request of a pinned session.
@@ -109,6 +115,9 @@ impl RequestCtx {
             body_inspected: false,
             filter_tools: false,
             tools_filter: None,
+            scan_tool_error: false,
+            scan_tail: Vec::new(),
+            tool_error: false,
         }
     }
 

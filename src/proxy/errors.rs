@@ -117,6 +117,12 @@ pub enum GatewayError {
         /// The tool.
         tool: String,
     },
+    /// A `tools/call` of a tool whose definition changed and is not accepted yet (403).
+    #[error("tool {tool:?} changed its definition and awaits approval")]
+    ToolChanged {
+        /// The tool.
+        tool: String,
+    },
     /// Denied by a CEL rule (its status, 400 to 499).
     #[error("{message}")]
     PolicyDenied {
@@ -165,7 +171,7 @@ impl GatewayError {
             GatewayError::LimitStoreUnavailable | GatewayError::CircuitOpen { .. } => 503,
             GatewayError::SessionNotFound { .. } => 404,
             GatewayError::InvalidJsonRpc { .. } | GatewayError::HeaderMismatch(_) => 400,
-            GatewayError::ToolDenied { .. } => 403,
+            GatewayError::ToolDenied { .. } | GatewayError::ToolChanged { .. } => 403,
             GatewayError::PolicyDenied { status, .. } => *status,
             GatewayError::InspectionTooLarge { .. } => 413,
             GatewayError::Internal => 500,
@@ -197,6 +203,7 @@ impl GatewayError {
             GatewayError::InvalidJsonRpc { .. } => "invalid_request",
             GatewayError::HeaderMismatch(_) => "header_mismatch",
             GatewayError::ToolDenied { .. } => "tool_denied",
+            GatewayError::ToolChanged { .. } => "tool_definition_changed",
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::InspectionTooLarge { .. } => "payload_too_large",
             GatewayError::Internal => "internal_error",

@@ -58,20 +58,29 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
             InspectError::Invalid(m) => format!("invalid request: {m}"),
         },
     })?;
-    mcp_headers::check(session.req_header(), &inspected).map_err(GatewayError::HeaderMismatch)?;
-    if let Some(tools) = &ep.policies.tools {
-        for m in inspected.messages() {
-            if let Some(tool) = m.tool() {
-                if !tools.allows(tool, ctx.identity.as_ref()) {
-                    return Err(GatewayError::ToolDenied {
-                        tool: tool.to_string(),
-                    });
-                }
-            }
+    // Kept before the checks, so refused messages are counted by method and tool too.
+    ctx.filter_tools = lists_tools(&inspected);
+    ctx.scan_tool_error = matches!(&inspected, Inspected::Single(m) if m.tool().is_some());
+    let inspected = &*ctx.mcp.insert(inspected);
+    mcp_headers::check(session.req_header(), inspected).map_err(GatewayError::HeaderMismatch)?;
+    let registry = &ep.policies.tool_registry;
+    for tool in inspected.messages().iter().filter_map(|m| m.tool()) {
+        let allowed = ep
+            .policies
+            .tools
+            .as_ref()
+            .is_none_or(|t| t.allows(tool, ctx.identity.as_ref()));
+        if !allowed {
+            return Err(GatewayError::ToolDenied {
+                tool: tool.to_string(),
+            });
         }
-        ctx.filter_tools = tools.filter_list && lists_tools(&inspected);
+        if registry.blocked(tool) {
+            return Err(GatewayError::ToolChanged {
+                tool: tool.to_string(),
+            });
+        }
     }
-    ctx.mcp = Some(inspected);
     Ok(())
 }
 

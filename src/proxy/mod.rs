@@ -141,6 +141,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<std::time::Duration>> {
         oauth_relay::response_body(ctx, body, end_of_stream);
         tools_filter::on_body(ctx, body, end_of_stream)?;
+        if let Some(chunk) = body {
+            observability::mcp::scan_tool_error(ctx, chunk);
+        }
         Ok(None)
     }
 

@@ -23,7 +23,10 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         other => other,
     };
     if let Verdict::Continue = verdict {
-        verdict = match inspection::run(session, ctx).await.and_then(|()| rules(session, ctx)) {
+        verdict = match inspection::run(session, ctx)
+            .await
+            .and_then(|()| rules(session, ctx))
+        {
             Ok(()) => Verdict::Continue,
             Err(e) => Verdict::Refuse(e),
         };

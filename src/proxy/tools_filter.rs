@@ -4,6 +4,7 @@
 //! held only as long as needed: a JSON body until its end (bounded), an SSE stream one event at
 //! a time.
 
+use crate::mcp::tool_registry::ToolRegistry;
 use crate::policy::auth::identity::Identity;
 use crate::policy::tools::ToolPolicy;
 use bytes::{Bytes, BytesMut};
@@ -50,7 +51,7 @@ impl ToolsFilter {
         &mut self,
         chunk: Option<&Bytes>,
         end: bool,
-        allows: &dyn Fn(&str) -> bool,
+        keep: &dyn Fn(&RawValue) -> bool,
     ) -> Result<Option<Bytes>, TooLarge> {
         if let Some(c) = chunk {
             self.held.extend_from_slice(c);
@@ -61,7 +62,7 @@ impl ToolsFilter {
         match self.framing {
             Framing::Json if end => {
                 let whole = self.held.split().freeze();
-                Ok(Some(match filter_json(&whole, allows) {
+                Ok(Some(match filter_json(&whole, keep) {
                     Some(v) => Bytes::from(v),
                     None => whole,
                 }))
@@ -71,14 +72,14 @@ impl ToolsFilter {
                 let mut out = BytesMut::new();
                 while let Some(end_at) = event_end(&self.held) {
                     let event = self.held.split_to(end_at).freeze();
-                    match filter_event(&event, allows) {
+                    match filter_event(&event, keep) {
                         Some(v) => out.extend_from_slice(&v),
                         None => out.extend_from_slice(&event),
                     }
                 }
                 if end && !self.held.is_empty() {
                     let rest = self.held.split().freeze();
-                    match filter_event(&rest, allows) {
+                    match filter_event(&rest, keep) {
                         Some(v) => out.extend_from_slice(&v),
                         None => out.extend_from_slice(&rest),
                     }
@@ -89,12 +90,25 @@ impl ToolsFilter {
     }
 }
 
-/// The filter for `policy` and `identity`.
-pub fn allows<'a>(
-    policy: &'a ToolPolicy,
+/// Whether a tool of a `tools/list` answer is shown: it is recorded (name, definition hash),
+/// then kept when the tool policy allows it and pinning does not hide it. A tool without a
+/// readable name is not shown: it could not be allowed by name.
+pub fn keeper<'a>(
+    endpoint: &'a str,
+    policy: Option<&'a ToolPolicy>,
+    registry: &'a ToolRegistry,
     identity: Option<&'a Identity>,
-) -> impl Fn(&str) -> bool + 'a {
-    move |tool| policy.allows(tool, identity)
+) -> impl Fn(&RawValue) -> bool + 'a {
+    move |raw| {
+        let Ok(tool) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+            return false;
+        };
+        let Some(name) = tool.get("name").and_then(|n| n.as_str()) else {
+            return false;
+        };
+        let shown = registry.observe(endpoint, &tool);
+        shown && policy.is_none_or(|p| p.allows(name, identity))
+    }
 }
 
 /// Index just past the blank line ending the first complete SSE event.
@@ -130,7 +144,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// A filtered event, or `None` when it carries no `tools/list` result to change.
-fn filter_event(event: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(event).ok()?;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut data = String::new();
@@ -146,7 +160,7 @@ fn filter_event(event: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> 
         }
     }
     let first_data = first_data?;
-    let filtered = filter_json(data.as_bytes(), allows)?;
+    let filtered = filter_json(data.as_bytes(), keep)?;
     let filtered = String::from_utf8(filtered).ok()?;
     let mut out = String::with_capacity(event.len());
     for (i, line) in lines.iter().enumerate() {
@@ -207,14 +221,9 @@ impl Ordered {
     }
 }
 
-#[derive(Deserialize)]
-struct ToolName {
-    name: Option<String>,
-}
-
-/// A JSON-RPC answer (or batch of answers) with the tools `allows` refuses removed from every
+/// A JSON-RPC answer (or batch of answers) with the tools `keep` refuses removed from every
 /// `result.tools`; `None` when nothing changes.
-pub fn filter_json(body: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+pub fn filter_json(body: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(body).ok()?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
@@ -222,7 +231,7 @@ pub fn filter_json(body: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>
         let mut changed = false;
         let parts: Vec<String> = items
             .iter()
-            .map(|item| match filter_message(item.get(), allows) {
+            .map(|item| match filter_message(item.get(), keep) {
                 Some(v) => {
                     changed = true;
                     v
@@ -232,24 +241,14 @@ pub fn filter_json(body: &[u8], allows: &dyn Fn(&str) -> bool) -> Option<Vec<u8>
             .collect();
         return changed.then(|| format!("[{}]", parts.join(",")).into_bytes());
     }
-    filter_message(text, allows).map(String::into_bytes)
+    filter_message(text, keep).map(String::into_bytes)
 }
 
-fn filter_message(text: &str, allows: &dyn Fn(&str) -> bool) -> Option<String> {
+fn filter_message(text: &str, keep: &dyn Fn(&RawValue) -> bool) -> Option<String> {
     let message: Ordered = serde_json::from_str(text).ok()?;
     let result: Ordered = serde_json::from_str(message.get("result")?.get()).ok()?;
     let tools: Vec<Box<RawValue>> = serde_json::from_str(result.get("tools")?.get()).ok()?;
-    let kept: Vec<&RawValue> = tools
-        .iter()
-        .map(|t| &**t)
-        .filter(|t| {
-            // A tool without a readable name is not shown: it could not be allowed by name.
-            serde_json::from_str::<ToolName>(t.get())
-                .ok()
-                .and_then(|n| n.name)
-                .is_some_and(|n| allows(&n))
-        })
-        .collect();
+    let kept: Vec<&RawValue> = tools.iter().map(|t| &**t).filter(|t| keep(t)).collect();
     if kept.len() == tools.len() {
         return None;
     }
@@ -305,15 +304,16 @@ pub fn on_body(
         return Ok(());
     };
     let snapshot = ctx.snapshot.clone();
-    let Some(policy) = ctx
-        .endpoint
-        .and_then(|i| snapshot.endpoints.get(i))
-        .and_then(|ep| ep.policies.tools.as_ref())
-    else {
+    let Some(ep) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
         return Ok(());
     };
-    let allow = allows(policy, ctx.identity.as_ref());
-    match filter.chunk(body.as_ref(), end, &allow) {
+    let keep = keeper(
+        &ep.name,
+        ep.policies.tools.as_ref().filter(|t| t.filter_list),
+        &ep.policies.tool_registry,
+        ctx.identity.as_ref(),
+    );
+    match filter.chunk(body.as_ref(), end, &keep) {
         Ok(out) => {
             *body = out;
             Ok(())
@@ -329,8 +329,12 @@ pub fn on_body(
 mod tests {
     use super::*;
 
-    fn no_secret(t: &str) -> bool {
-        !t.starts_with("secret")
+    fn no_secret(t: &RawValue) -> bool {
+        !t.get().contains("\"secret")
+    }
+
+    fn all(_: &RawValue) -> bool {
+        true
     }
 
     const LIST: &str = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"secret_x"},{"name":"add"}],"nextCursor":"c"}}"#;
@@ -342,7 +346,7 @@ mod tests {
             String::from_utf8(out).unwrap_or_default(),
             r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"add"}],"nextCursor":"c"}}"#
         );
-        assert_eq!(filter_json(LIST.as_bytes(), &|_| true), None, "unchanged");
+        assert_eq!(filter_json(LIST.as_bytes(), &all), None, "unchanged");
         assert_eq!(
             filter_json(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &no_secret),
             None

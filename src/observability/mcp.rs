@@ -1,0 +1,111 @@
+//! MCP metrics from the logging phase: one count per inspected message by endpoint, MCP method,
+//! tool and outcome, and tool-call durations. Label values are bounded: methods come from the
+//! MCP method list (else `other`), tools from the config or the endpoint's `tools/list` answers
+//! (else `other`), outcomes from a fixed list.
+
+use super::metrics::metrics;
+use crate::proxy::ctx::RequestCtx;
+use crate::proxy::errors::GatewayError;
+
+/// MCP methods as label values.
+const METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+];
+
+/// The outcome label of a request.
+fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
+    match &ctx.error {
+        Some(
+            GatewayError::ToolDenied { .. }
+            | GatewayError::ToolChanged { .. }
+            | GatewayError::PolicyDenied { .. }
+            | GatewayError::Forbidden(_)
+            | GatewayError::Unauthorized { .. }
+            | GatewayError::InsufficientScope { .. },
+        ) => "denied",
+        Some(
+            GatewayError::RateLimited { .. }
+            | GatewayError::ConcurrencyLimited { .. }
+            | GatewayError::LimitKeyMissing { .. }
+            | GatewayError::LimitStoreUnavailable,
+        ) => "limited",
+        Some(
+            GatewayError::InvalidJsonRpc { .. }
+            | GatewayError::HeaderMismatch(_)
+            | GatewayError::InspectionTooLarge { .. }
+            | GatewayError::BadRequest
+            | GatewayError::PayloadTooLarge,
+        ) => "invalid",
+        Some(_) => "upstream_error",
+        None if status >= 500 || status == 0 => "upstream_error",
+        None if status >= 400 => "error",
+        None if ctx.tool_error => "tool_error",
+        None => "ok",
+    }
+}
+
+/// Records the inspected messages of a finished request.
+pub fn record(ctx: &RequestCtx, status: u16) {
+    let Some(inspected) = &ctx.mcp else {
+        return;
+    };
+    let Some(ep) = ctx.endpoint() else {
+        return;
+    };
+    let outcome = outcome(ctx, status);
+    let m = metrics();
+    for msg in inspected.messages() {
+        let method = match msg.method.as_deref() {
+            None => "response",
+            Some(n) if n.starts_with("notifications/") => "notification",
+            Some(n) => METHODS
+                .iter()
+                .find(|k| **k == n)
+                .copied()
+                .unwrap_or("other"),
+        };
+        let tool = msg
+            .tool()
+            .map(|t| ep.policies.tool_registry.label(t))
+            .unwrap_or("");
+        m.mcp_request(&ep.name, method, tool, outcome);
+        if method == "tools/call" && ctx.upstream_sent.is_some() {
+            m.tool_call(&ep.name, tool, ctx.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Scans a `tools/call` answer for `"isError":true` outside a string (a tool error); `tail`
+/// keeps the last bytes of the previous chunk so a match split across chunks is found.
+pub fn scan_tool_error(ctx: &mut RequestCtx, chunk: &[u8]) {
+    if ctx.tool_error || !ctx.scan_tool_error {
+        return;
+    }
+    const NEEDLES: [&[u8]; 2] = [b"\"isError\":true", b"\"isError\": true"];
+    let mut hay = std::mem::take(&mut ctx.scan_tail);
+    hay.extend_from_slice(chunk);
+    ctx.tool_error = NEEDLES.iter().any(|needle| {
+        hay.windows(needle.len())
+            .enumerate()
+            .any(|(i, w)| w == *needle && (i == 0 || hay[i - 1] != b'\\'))
+    });
+    let keep = hay.len().min(NEEDLES[1].len());
+    ctx.scan_tail = hay[hay.len() - keep..].to_vec();
+}
