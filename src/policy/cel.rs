@@ -14,13 +14,17 @@ use crate::config::Problem;
 use crate::mcp::inspect::{Inspected, Message};
 use crate::policy::auth::identity::Identity;
 use crate::proxy::errors::GatewayError;
-use cel::{Context, Program, Value};
+use cel::{Context, Env, Program, Value};
 use pingora::http::RequestHeader;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+/// The standard CEL environment (functions and macros), built once: building it per request
+/// would cost more than the rules themselves.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 /// One entry of `rules:`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -166,7 +170,7 @@ impl Rules {
         if self.rules.is_empty() {
             return Ok(());
         }
-        let mut base = Context::default();
+        let mut base = Context::with_env(ENV.clone());
         if self.uses_request {
             add(&mut base, "request", request_value(facts));
         }

@@ -1,7 +1,8 @@
 //! Policies, one file each. Users configure them (service-wide under `policies:`, overridden per
 //! endpoint under `endpoints[].policies:`, one whole policy at a time); they do not order them.
-//! The order is fixed here, in code: IP filter, CORS preflight, Origin check, body-size check,
-//! authentication, MCP inspection, CEL policies, rate and concurrency limits, header modifiers.
+//! The order is fixed in code (here and in `proxy::pipeline`): IP filter, CORS preflight, Origin
+//! check, body-size check, authentication, MCP inspection (tool lists, pinned tools), CEL rules,
+//! rate and concurrency limits, session pinning, header modifiers.
 
 pub mod auth;
 pub mod body_limit;

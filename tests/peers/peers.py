@@ -58,9 +58,17 @@ UPSTREAMS = {
     "fixture": ([NODE, FIXTURE], False),
 }
 
+# Inspection on (every POST read and checked before the upstream is chosen: JSON-RPC shape,
+# 2026-07-28 header consistency, MCP metrics), and a tool policy that allows every tool (so
+# tools/list answers go through the filter): the peers must see no difference from direct.
 CONFIG_TEMPLATE = """\
 listen: 127.0.0.1:{gw_port}
 admin: 127.0.0.1:{admin_port}
+policies:
+  mcp:
+    inspect: true
+  tools:
+    allow: ["*"]
 endpoints:
   - path: /mcp
     backend:
