@@ -8,6 +8,9 @@
 //! Run: `cargo bench --bench hot_path`. The end-to-end comparison against direct and nginx is
 //! tracked separately (issue 7).
 
+mod support;
+use support::bench;
+
 use mcpgate::config::{load_str, DEFAULT_INPUT_HEADERS};
 use mcpgate::mcp::jsonrpc::request_shape;
 use mcpgate::proxy::headers::{strip_hop_by_hop, HeaderAllowList, QueryAllowList};
@@ -15,19 +18,6 @@ use mcpgate::proxy::routing::route;
 use mcpgate::runtime::snapshot::Snapshot;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::hint::black_box;
-use std::time::Instant;
-
-fn bench(name: &str, iterations: u32, mut f: impl FnMut()) {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        f();
-    }
-    let ns = start.elapsed().as_nanos() as f64 / f64::from(iterations);
-    println!("{name:<40} {ns:>10.1} ns/op");
-}
 
 fn main() {
     let cfg = load_str(

@@ -6,6 +6,9 @@
 //! Run: `cargo bench --bench limits`. The Redis part starts `redis-server` on an ephemeral
 //! loopback port when it is installed, and is skipped (with a note) when it is not.
 
+mod support;
+use support::bench;
+
 use mcpgate::config::load_str;
 use mcpgate::mcp::session_pin::{Sealer, SessionsConfig};
 use mcpgate::policy::limit_key::KeyFacts;
@@ -19,17 +22,6 @@ fn report(name: &str, iterations: u32, elapsed: Duration) -> f64 {
     let ns = elapsed.as_nanos() as f64 / f64::from(iterations);
     println!("{name:<52} {ns:>10.1} ns/op");
     ns
-}
-
-fn bench(name: &str, iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        f();
-    }
-    report(name, iterations, start.elapsed())
 }
 
 fn snapshot(redis: Option<&str>) -> Snapshot {

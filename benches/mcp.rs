@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench --bench mcp`.
 
+mod support;
+use support::bench;
+
 use mcpgate::config::{load_str, DEFAULT_INPUT_HEADERS};
 use mcpgate::mcp::inspect::inspect;
 use mcpgate::policy::cel::Facts;
@@ -16,20 +19,6 @@ use mcpgate::proxy::tools_filter::filter_json;
 use mcpgate::runtime::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 use std::hint::black_box;
-use std::time::Instant;
-
-fn bench(name: &str, iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        f();
-    }
-    let ns = start.elapsed().as_nanos() as f64 / f64::from(iterations);
-    println!("{name:<52} {ns:>10.1} ns/op");
-    ns
-}
 
 fn main() {
     let cfg = load_str(

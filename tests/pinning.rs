@@ -31,6 +31,18 @@ async fn demo_hosts(
     (addrs, tasks)
 }
 
+/// The sealer the gateways use (the tests open ids with it).
+fn sealer() -> Sealer {
+    Sealer::compile(
+        &SessionsConfig {
+            key: Some(KEY.into()),
+            previous_keys: vec![],
+        },
+        "sessions",
+    )
+    .unwrap_or_else(|p| panic!("{p:?}"))
+}
+
 fn config(hosts: &[SocketAddr]) -> String {
     let hosts: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
     format!(
@@ -87,14 +99,7 @@ async fn a_session_follows_its_host_across_instances() {
     assert_eq!(status, 200, "{body}");
     let token = token.expect("a session id");
     assert!(token.starts_with("s1."), "sealed: {token}");
-    let sealer = Sealer::compile(
-        &SessionsConfig {
-            key: Some(KEY.into()),
-            previous_keys: vec![],
-        },
-        "sessions",
-    )
-    .unwrap_or_else(|p| panic!("{p:?}"));
+    let sealer = sealer();
     let opened = sealer
         .open("/mcp", &token)
         .expect("the test opens it with the same key");
@@ -220,14 +225,7 @@ async fn a_removed_host_gets_404_and_the_python_sdk_starts_over() {
     let token = first.trim_start_matches("call1 ok ").to_string();
 
     // Remove the session's host from the config and reload.
-    let sealer = Sealer::compile(
-        &SessionsConfig {
-            key: Some(KEY.into()),
-            previous_keys: vec![],
-        },
-        "sessions",
-    )
-    .unwrap_or_else(|p| panic!("{p:?}"));
+    let sealer = sealer();
     let host = sealer.open("/mcp", &token).expect("opens").host;
     let rest: Vec<SocketAddr> = hosts
         .iter()

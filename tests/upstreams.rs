@@ -72,6 +72,18 @@ impl Drop for Upstream {
     }
 }
 
+/// Keeps one request in `seen`.
+fn record(seen: &Mutex<Vec<Seen>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) {
+    if let Ok(mut v) = seen.lock() {
+        v.push(Seen {
+            method,
+            uri,
+            headers,
+            body,
+        });
+    }
+}
+
 /// A JSON upstream that records each request and answers with `status`, `body` and the header
 /// `x-upstream: name`.
 pub async fn recording(name: &'static str, status: u16, body: &'static str) -> Upstream {
@@ -98,14 +110,7 @@ async fn recording_with(
         move |method: Method, uri: Uri, headers: HeaderMap, body_in: Bytes| {
             let seen = s2.clone();
             async move {
-                if let Ok(mut v) = seen.lock() {
-                    v.push(Seen {
-                        method,
-                        uri,
-                        headers,
-                        body: body_in,
-                    });
-                }
+                record(&seen, method, uri, headers, body_in);
                 Response::builder()
                     .status(status)
                     .header("content-type", "application/json")
@@ -231,14 +236,7 @@ pub async fn flaky(failing: Arc<std::sync::atomic::AtomicBool>) -> Upstream {
             let seen = s2.clone();
             let failing = failing.clone();
             async move {
-                if let Ok(mut v) = seen.lock() {
-                    v.push(Seen {
-                        method,
-                        uri,
-                        headers,
-                        body,
-                    });
-                }
+                record(&seen, method, uri, headers, body);
                 let status = if failing.load(Ordering::SeqCst) {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
