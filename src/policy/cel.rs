@@ -14,13 +14,19 @@ use crate::config::Problem;
 use crate::mcp::inspect::{Inspected, Message};
 use crate::policy::auth::identity::Identity;
 use crate::proxy::errors::GatewayError;
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value};
 use pingora::http::RequestHeader;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 /// The standard CEL environment (functions and macros), built once: building it per request
 /// would cost more than the rules themselves.
@@ -170,29 +176,29 @@ impl Rules {
         if self.rules.is_empty() {
             return Ok(());
         }
-        let mut base = Context::with_env(ENV.clone());
-        if self.uses_request {
-            add(&mut base, "request", request_value(facts));
-        }
-        if self.uses_identity {
-            add(&mut base, "identity", identity_value(facts.identity));
-        }
+        let request = self.uses_request.then(|| request_value(facts));
+        let identity = self.uses_identity.then(|| identity_value(facts.identity));
         let messages: &[Message] = match facts.mcp {
             Some(m) => m.messages(),
             None => &[],
         };
         let batch = matches!(facts.mcp, Some(Inspected::Batch(_)));
+        let run = |mcp: Option<&serde_json::Value>| {
+            let vars = JsonVars::new([
+                ("request", request.as_ref()),
+                ("identity", identity.as_ref()),
+                ("mcp", mcp),
+            ]);
+            let mut cx = Context::with_env(ENV.clone());
+            cx.set_variable_resolver(&vars);
+            self.decide(&cx)
+        };
         if !self.uses_mcp || messages.is_empty() {
-            let mut cx = base.new_inner_scope();
-            if self.uses_mcp {
-                add(&mut cx, "mcp", mcp_value(None, facts.req, batch));
-            }
-            return self.decide(&cx);
+            let mcp = self.uses_mcp.then(|| mcp_value(None, facts.req, batch));
+            return run(mcp.as_ref());
         }
         for m in messages {
-            let mut cx = base.new_inner_scope();
-            add(&mut cx, "mcp", mcp_value(Some(m), facts.req, batch));
-            self.decide(&cx)?;
+            run(Some(&mcp_value(Some(m), facts.req, batch)))?;
         }
         Ok(())
     }
@@ -229,9 +235,77 @@ fn denial(rule: &Rule) -> GatewayError {
     }
 }
 
-fn add(cx: &mut Context<'_, '_>, name: &str, v: serde_json::Value) {
-    if let Err(e) = cx.add_variable(name, v) {
-        tracing::warn!(variable = name, error = %e, "CEL variable could not be built");
+/// The variables of one evaluation, read straight from their JSON: for `mcp.arguments.query` the
+/// interpreter asks for the longest name first, so only the leaf it reads is converted (strings
+/// borrowed, not copied). A bare variable (`size(mcp)`, `has(mcp.x)`) is converted once.
+/// Converting whole variables up front cost several times more than running the rules.
+struct JsonVars<'a> {
+    roots: [Root<'a>; 3],
+}
+
+/// One variable: its name, its JSON, and its whole conversion once needed.
+struct Root<'a> {
+    name: &'static str,
+    json: Option<&'a serde_json::Value>,
+    whole: OnceLock<Box<dyn Val + 'a>>,
+}
+
+impl<'a> JsonVars<'a> {
+    fn new(roots: [(&'static str, Option<&'a serde_json::Value>); 3]) -> Self {
+        JsonVars {
+            roots: roots.map(|(name, json)| Root {
+                name,
+                json,
+                whole: OnceLock::new(),
+            }),
+        }
+    }
+}
+
+impl VariableResolver for JsonVars<'_> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let (head, rest) = match name.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (name, None),
+        };
+        let root = self.roots.iter().find(|r| r.name == head)?;
+        let json = root.json?;
+        match rest {
+            None => Some(CowVal::Borrowed(
+                root.whole.get_or_init(|| json_to_val(json)).as_ref(),
+            )),
+            Some(path) => {
+                let mut at = json;
+                for segment in path.split('.') {
+                    at = at.as_object()?.get(segment)?;
+                }
+                Some(CowVal::Owned(json_to_val(at)))
+            }
+        }
+    }
+}
+
+/// JSON to a CEL value borrowing its strings. Numbers as the crate's own serde conversion does:
+/// non-negative integers are `uint`, negative ones `int`, others `double`.
+fn json_to_val(v: &serde_json::Value) -> Box<dyn Val + '_> {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Box::new(CelNull),
+        J::Bool(b) => Box::new(CelBool::from(*b)),
+        J::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Box::new(CelUInt::from(u)),
+            (None, Some(i)) => Box::new(CelInt::from(i)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        J::String(s) => Box::new(CelString::from(s.as_str())),
+        J::Array(a) => Box::new(CelList::from(a.iter().map(json_to_val).collect::<Vec<_>>())),
+        J::Object(o) => {
+            let mut m = HashMap::with_capacity(o.len());
+            for (k, v) in o {
+                m.insert(CelMapKey::from(k.as_str()), json_to_val(v));
+            }
+            Box::new(CelMap::from(m))
+        }
     }
 }
 
@@ -403,6 +477,33 @@ mod tests {
             ],
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn has_size_and_whole_variables_work_through_the_resolver() {
+        let r = rules(
+            r#"
+- name: limit
+  when: 'has(mcp.arguments.limit) && mcp.arguments.limit > 5 && size(identity.roles) == 0 && size(mcp) > 3'
+"#,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let req = RequestHeader::build("POST", b"/mcp", None).unwrap_or_else(|e| panic!("{e}"));
+        let check = |body: &str| {
+            let m = inspect(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            r.check(&Facts {
+                req: &req,
+                client_ip: None,
+                identity: None,
+                mcp: Some(&m),
+            })
+        };
+        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{"limit":9}}}"#).is_err());
+        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{"limit":2}}}"#).is_ok());
+        assert!(check(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{}}}"#
+        )
+        .is_ok());
     }
 
     #[test]
