@@ -28,6 +28,50 @@ impl AdminApp {
         AdminApp { store, reloader }
     }
 
+    /// Changing requests need the `admin_token` (as a bearer token) when one is configured, and
+    /// come from a loopback client otherwise.
+    fn authorize_change(&self, session: &ServerSession) -> Result<(), Response<Vec<u8>>> {
+        use subtle::ConstantTimeEq;
+        let snapshot = self.store.current();
+        match &snapshot.source.admin_token {
+            Some(token) => {
+                let sent = session
+                    .req_header()
+                    .headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or_default();
+                if bool::from(sent.as_bytes().ct_eq(token.as_bytes())) {
+                    return Ok(());
+                }
+                let mut r = json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": "this request needs the admin token (Authorization: Bearer ...)"}),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"mcpgate-admin\""),
+                );
+                Err(r)
+            }
+            None => {
+                let loopback = session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .is_some_and(|a| a.ip().is_loopback());
+                if loopback {
+                    Ok(())
+                } else {
+                    Err(json(
+                        StatusCode::FORBIDDEN,
+                        serde_json::json!({"error": "set admin_token to allow changes from other hosts"}),
+                    ))
+                }
+            }
+        }
+    }
+
     /// The tools each endpoint has seen in `tools/list` answers, with their definition hashes.
     fn tools(&self) -> Response<Vec<u8>> {
         let snapshot = self.store.current();
@@ -163,6 +207,14 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let changing = req.method == http::Method::POST
+            && matches!(req.uri.path(), "/reload" | "/tools/accept");
+        if changing {
+            if let Err(refusal) = self.authorize_change(session) {
+                return refusal;
+            }
+        }
         let req = session.req_header();
         if req.uri.path() == "/tools/accept" && req.method == http::Method::POST {
             return self.accept_tool(req.uri.query().unwrap_or_default());

@@ -4,6 +4,7 @@
 mod support;
 mod upstreams;
 
+mod admin;
 mod auth;
 mod circuit_breaker;
 mod cli;

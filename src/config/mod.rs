@@ -41,6 +41,11 @@ pub struct FileConfig {
     /// Service-wide policy settings; an endpoint's `policies` replace them one policy at a time.
     #[serde(default)]
     pub policies: PoliciesConfig,
+    /// Bearer token for the admin listener's changing requests (`POST /reload`,
+    /// `POST /tools/accept`), at least 16 characters. Without it, those requests are accepted
+    /// from loopback clients only.
+    #[serde(default)]
+    pub admin_token: Option<String>,
     /// Redis for fleet-wide rate limits (`store: redis`).
     #[serde(default)]
     pub redis: Option<crate::policy::redis_store::RedisConfig>,

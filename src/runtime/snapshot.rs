@@ -132,6 +132,16 @@ impl Snapshot {
                 }
             },
         };
+        if source
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < 16)
+        {
+            problems.push(Problem::new(
+                "admin_token",
+                "must be at least 16 characters",
+            ));
+        }
         let needs_pinning = source
             .endpoints
             .iter()
