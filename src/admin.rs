@@ -28,9 +28,9 @@ impl AdminApp {
         AdminApp { store, reloader }
     }
 
-    /// Changing requests need the `admin_token` (as a bearer token) when one is configured, and
-    /// come from a loopback client otherwise.
-    fn authorize_change(&self, session: &ServerSession) -> Result<(), Response<Vec<u8>>> {
+    /// The refusal of a changing request, if any: it needs the `admin_token` (as a bearer token)
+    /// when one is configured, and a loopback client otherwise.
+    fn refuse_change(&self, session: &ServerSession) -> Option<Response<Vec<u8>>> {
         use subtle::ConstantTimeEq;
         let snapshot = self.store.current();
         match &snapshot.source.admin_token {
@@ -43,7 +43,7 @@ impl AdminApp {
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or_default();
                 if bool::from(sent.as_bytes().ct_eq(token.as_bytes())) {
-                    return Ok(());
+                    return None;
                 }
                 let mut r = json(
                     StatusCode::UNAUTHORIZED,
@@ -53,21 +53,19 @@ impl AdminApp {
                     header::WWW_AUTHENTICATE,
                     header::HeaderValue::from_static("Bearer realm=\"mcpgate-admin\""),
                 );
-                Err(r)
+                Some(r)
             }
             None => {
                 let loopback = session
                     .client_addr()
                     .and_then(|a| a.as_inet())
                     .is_some_and(|a| a.ip().is_loopback());
-                if loopback {
-                    Ok(())
-                } else {
-                    Err(json(
+                (!loopback).then(|| {
+                    json(
                         StatusCode::FORBIDDEN,
                         serde_json::json!({"error": "set admin_token to allow changes from other hosts"}),
-                    ))
-                }
+                    )
+                })
             }
         }
     }
@@ -211,7 +209,7 @@ impl ServeHttp for AdminApp {
         let changing = req.method == http::Method::POST
             && matches!(req.uri.path(), "/reload" | "/tools/accept");
         if changing {
-            if let Err(refusal) = self.authorize_change(session) {
+            if let Some(refusal) = self.refuse_change(session) {
                 return refusal;
             }
         }
