@@ -478,3 +478,32 @@ async fn changed_tool_definitions_are_blocked_until_accepted_and_mcp_metrics_cou
         2.0
     );
 }
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_and_never_reaches_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = recording("a", 200, "{}").await;
+    let gw = Gateway::start(&format!(
+        "endpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n    policies:\n      mcp:\n        inspect: true\n        body_timeout: 500ms\n",
+        up.addr
+    ));
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(
+        format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\"").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut answer = String::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.read_to_string(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "answered in time");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(up.requests().is_empty());
+}

@@ -50,6 +50,7 @@ fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
             GatewayError::InvalidJsonRpc { .. }
             | GatewayError::HeaderMismatch(_)
             | GatewayError::InspectionTooLarge { .. }
+            | GatewayError::BodyTimeout
             | GatewayError::BadRequest
             | GatewayError::PayloadTooLarge,
         ) => "invalid",

@@ -30,6 +30,9 @@ pub struct McpConfig {
     /// get 413.
     #[serde(default)]
     pub max_body: Option<Size>,
+    /// How long to wait for a whole body before answering 408 (default 30s).
+    #[serde(default)]
+    pub body_timeout: Option<String>,
 }
 
 /// Compiled inspection settings.
@@ -39,6 +42,8 @@ pub struct Inspection {
     pub forced: bool,
     /// Body bound.
     pub max_body: u64,
+    /// Wait for the whole body.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Inspection {
@@ -55,9 +60,25 @@ impl Inspection {
             }
             Some(Err(m)) => return Err(vec![Problem::new(format!("{at}.max_body"), m)]),
         };
+        let body_timeout = match cfg
+            .body_timeout
+            .as_deref()
+            .map(crate::config::parse_duration)
+        {
+            None => std::time::Duration::from_secs(30),
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                return Err(vec![Problem::new(
+                    format!("{at}.body_timeout"),
+                    "must be > 0",
+                )])
+            }
+            Some(Err(m)) => return Err(vec![Problem::new(format!("{at}.body_timeout"), m)]),
+        };
         Ok(Inspection {
             forced: cfg.inspect,
             max_body,
+            body_timeout,
         })
     }
 }

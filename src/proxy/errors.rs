@@ -133,6 +133,9 @@ pub enum GatewayError {
         /// The rule's message.
         message: String,
     },
+    /// The request body did not arrive in time on an inspecting endpoint (408).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// The body is larger than an inspecting endpoint can inspect (413).
     #[error("the request body is larger than the {limit} bytes this endpoint inspects")]
     InspectionTooLarge {
@@ -174,6 +177,7 @@ impl GatewayError {
             GatewayError::ToolDenied { .. } | GatewayError::ToolChanged { .. } => 403,
             GatewayError::PolicyDenied { status, .. } => *status,
             GatewayError::InspectionTooLarge { .. } => 413,
+            GatewayError::BodyTimeout => 408,
             GatewayError::Internal => 500,
         }
     }
@@ -206,6 +210,7 @@ impl GatewayError {
             GatewayError::ToolChanged { .. } => "tool_definition_changed",
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::InspectionTooLarge { .. } => "payload_too_large",
+            GatewayError::BodyTimeout => "body_timeout",
             GatewayError::Internal => "internal_error",
         }
     }

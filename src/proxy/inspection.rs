@@ -36,19 +36,25 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
     }
     session.enable_retry_buffering();
     let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit) as usize);
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() as u64 + chunk.len() as u64 > limit {
-                    return Err(GatewayError::InspectionTooLarge { limit });
+    let read = async {
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() as u64 + chunk.len() as u64 > limit {
+                        return Err(GatewayError::InspectionTooLarge { limit });
+                    }
+                    ctx.body.push(&chunk, super::errors::ID_SCAN_LIMIT);
+                    body.extend_from_slice(&chunk);
                 }
-                ctx.body.push(&chunk, super::errors::ID_SCAN_LIMIT);
-                body.extend_from_slice(&chunk);
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(GatewayError::BadRequest),
             }
-            Ok(None) => break,
-            Err(_) => return Err(GatewayError::BadRequest),
         }
-    }
+    };
+    // A client that trickles its body holds no more than this.
+    tokio::time::timeout(inspection.body_timeout, read)
+        .await
+        .map_err(|_| GatewayError::BodyTimeout)??;
     ctx.body.complete = true;
     ctx.body_inspected = true;
     let inspected = inspect(&body).map_err(|e| GatewayError::InvalidJsonRpc {
