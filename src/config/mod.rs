@@ -8,7 +8,7 @@ mod load;
 mod validate;
 
 pub use load::{load_file, load_str, schema_json, ConfigError, Problem};
-pub use validate::{parse_duration, parse_host_url, HostUrl};
+pub use validate::{name_used_before, parse_duration, parse_host_url, HostUrl};
 
 pub use crate::policy::{ClientAddressConfig, PoliciesConfig};
 use schemars::JsonSchema;

@@ -294,6 +294,18 @@ fn duration_field(v: &Option<String>, at: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// A problem at `{at}.name` when `name` was already used by an earlier entry of the same list.
+pub fn name_used_before<'a>(
+    earlier: impl IntoIterator<Item = &'a str>,
+    name: &str,
+    at: &str,
+) -> Option<Problem> {
+    earlier
+        .into_iter()
+        .any(|n| n == name)
+        .then(|| Problem::new(format!("{at}.name"), format!("{name:?} is used twice")))
+}
+
 /// Parses `500ms`, `5s`, `2m`, `1h` or a sequence such as `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {s:?} (use e.g. 500ms, 5s, 2m, 1h)");

@@ -93,20 +93,55 @@ pub fn record(ctx: &RequestCtx, status: u16) {
     }
 }
 
-/// Scans a `tools/call` answer for `"isError":true` outside a string (a tool error); `tail`
-/// keeps the last bytes of the previous chunk so a match split across chunks is found.
+/// Scans a `tools/call` answer for `"isError":true` outside a string (a tool error). Each chunk
+/// is searched where it lies; only the last few bytes of the previous chunk are kept, so a match
+/// split across two chunks is found too.
 pub fn scan_tool_error(ctx: &mut RequestCtx, chunk: &[u8]) {
-    if ctx.tool_error || !ctx.scan_tool_error {
+    if ctx.tool_error || !ctx.calls_one_tool() {
         return;
     }
-    const NEEDLES: [&[u8]; 2] = [b"\"isError\":true", b"\"isError\": true"];
-    let mut hay = std::mem::take(&mut ctx.scan_tail);
-    hay.extend_from_slice(chunk);
-    ctx.tool_error = NEEDLES.iter().any(|needle| {
-        hay.windows(needle.len())
-            .enumerate()
-            .any(|(i, w)| w == *needle && (i == 0 || hay[i - 1] != b'\\'))
-    });
-    let keep = hay.len().min(NEEDLES[1].len());
-    ctx.scan_tail = hay[hay.len() - keep..].to_vec();
+    let tail = std::mem::take(&mut ctx.scan_tail);
+    let head = &chunk[..chunk.len().min(KEEP)];
+    let across: Vec<u8> = tail.iter().chain(head).copied().collect();
+    ctx.tool_error = has_tool_error(None, &across) || has_tool_error(tail.last().copied(), chunk);
+    let mut next = tail;
+    next.extend_from_slice(&chunk[chunk.len().saturating_sub(KEEP)..]);
+    let drop = next.len().saturating_sub(KEEP);
+    next.drain(..drop);
+    ctx.scan_tail = next;
+}
+
+const NEEDLES: [&[u8]; 2] = [b"\"isError\":true", b"\"isError\": true"];
+/// Bytes kept between chunks: one less than the longest needle.
+const KEEP: usize = 15;
+
+/// Whether `hay` holds a needle not preceded by a backslash (`prev`: the byte before `hay`).
+fn has_tool_error(prev: Option<u8>, hay: &[u8]) -> bool {
+    NEEDLES.iter().any(|needle| {
+        hay.windows(needle.len()).enumerate().any(|(i, w)| {
+            let before = if i == 0 {
+                prev
+            } else {
+                hay.get(i - 1).copied()
+            };
+            w == *needle && before != Some(b'\\')
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_tool_error;
+
+    #[test]
+    fn tool_errors_are_found_outside_strings_only() {
+        assert!(has_tool_error(
+            None,
+            br#"{"result":{"content":[],"isError":true}}"#
+        ));
+        assert!(has_tool_error(None, br#"{"isError": true}"#));
+        assert!(!has_tool_error(None, br#"{"text":"say \"isError\":true"}"#));
+        assert!(!has_tool_error(Some(b'\\'), br#""isError":true"#));
+        assert!(!has_tool_error(None, br#"{"isError":false}"#));
+    }
 }

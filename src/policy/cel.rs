@@ -106,12 +106,11 @@ impl Rules {
         let mut rules = Vec::new();
         for (i, r) in list.iter().enumerate() {
             let here = format!("{at}[{i}]");
-            if list[..i].iter().any(|o| o.name == r.name) {
-                p.push(Problem::new(
-                    format!("{here}.name"),
-                    format!("{:?} is used twice", r.name),
-                ));
-            }
+            p.extend(crate::config::name_used_before(
+                list[..i].iter().map(|o| o.name.as_str()),
+                &r.name,
+                &here,
+            ));
             let status = r.status.unwrap_or(403);
             if !(400..=499).contains(&status) {
                 p.push(Problem::new(

@@ -82,12 +82,11 @@ impl ConcurrencyLimits {
         let mut limits = Vec::with_capacity(list.len());
         for (i, cfg) in list.iter().enumerate() {
             let here = format!("{at}[{i}]");
-            if list[..i].iter().any(|o| o.name == cfg.name) {
-                p.push(Problem::new(
-                    format!("{here}.name"),
-                    format!("{:?} is used twice", cfg.name),
-                ));
-            }
+            p.extend(crate::config::name_used_before(
+                list[..i].iter().map(|o| o.name.as_str()),
+                &cfg.name,
+                &here,
+            ));
             if cfg.max_requests.is_none() && cfg.max_streams.is_none() {
                 p.push(Problem::new(
                     here.clone(),
@@ -105,14 +104,7 @@ impl ConcurrencyLimits {
                     ));
                 }
             }
-            if let LimitKey::Header(h) = &cfg.key {
-                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                    p.push(Problem::new(
-                        format!("{here}.key.header"),
-                        format!("{h:?} is not a valid header name"),
-                    ));
-                }
-            }
+            p.extend(cfg.key.check(&here));
             let state = format!("inflight:{endpoint}:{}:{:?}", cfg.name, cfg.key);
             limits.push(Limit {
                 name: cfg.name.clone(),

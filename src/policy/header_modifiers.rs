@@ -178,45 +178,32 @@ impl HeaderModifiers {
         client: &RequestHeader,
         req: &mut RequestHeader,
     ) -> pingora::Result<()> {
-        for op in &self.ops {
-            match op {
-                Op::Set(n, v) => req.insert_header(n.clone(), v.clone())?,
-                Op::Append(n, v) => {
-                    req.append_header(n.clone(), v.clone())?;
-                }
-                Op::Remove(n) => {
-                    req.remove_header(n);
-                }
-                Op::Copy(from, to, rename) => {
-                    if let Some(v) = client.headers.get(from).cloned() {
-                        req.insert_header(to.clone(), v)?;
-                    }
-                    if *rename {
-                        req.remove_header(from);
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.apply(Some(&client.headers), req)
     }
 
-    /// Applies to a response on its way to the client.
+    /// Applies to a response on its way to the client (`copy`/`rename` read the response).
     pub fn apply_response(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+        self.apply(None, resp)
+    }
+
+    /// The operations in order; `copy`/`rename` read `source`, or `target` itself when `None`.
+    fn apply(
+        &self,
+        source: Option<&http::HeaderMap>,
+        target: &mut impl Headers,
+    ) -> pingora::Result<()> {
         for op in &self.ops {
             match op {
-                Op::Set(n, v) => resp.insert_header(n.clone(), v.clone())?,
-                Op::Append(n, v) => {
-                    resp.append_header(n.clone(), v.clone())?;
-                }
-                Op::Remove(n) => {
-                    resp.remove_header(n);
-                }
+                Op::Set(n, v) => target.insert(n.clone(), v.clone())?,
+                Op::Append(n, v) => target.append(n.clone(), v.clone())?,
+                Op::Remove(n) => target.remove(n),
                 Op::Copy(from, to, rename) => {
-                    if let Some(v) = resp.headers.get(from).cloned() {
-                        resp.insert_header(to.clone(), v)?;
+                    let value = source.unwrap_or_else(|| target.map()).get(from).cloned();
+                    if let Some(v) = value {
+                        target.insert(to.clone(), v)?;
                     }
                     if *rename {
-                        resp.remove_header(from);
+                        target.remove(from);
                     }
                 }
             }
@@ -224,6 +211,37 @@ impl HeaderModifiers {
         Ok(())
     }
 }
+
+/// What header operations need of a request or a response header (Pingora's two types have the
+/// same methods but no common trait).
+trait Headers {
+    fn map(&self) -> &http::HeaderMap;
+    fn insert(&mut self, n: HeaderName, v: HeaderValue) -> pingora::Result<()>;
+    fn append(&mut self, n: HeaderName, v: HeaderValue) -> pingora::Result<()>;
+    fn remove(&mut self, n: &HeaderName);
+}
+
+macro_rules! impl_headers {
+    ($t:ty) => {
+        impl Headers for $t {
+            fn map(&self) -> &http::HeaderMap {
+                &self.headers
+            }
+            fn insert(&mut self, n: HeaderName, v: HeaderValue) -> pingora::Result<()> {
+                self.insert_header(n, v)
+            }
+            fn append(&mut self, n: HeaderName, v: HeaderValue) -> pingora::Result<()> {
+                self.append_header(n, v).map(|_| ())
+            }
+            fn remove(&mut self, n: &HeaderName) {
+                self.remove_header(n);
+            }
+        }
+    };
+}
+
+impl_headers!(RequestHeader);
+impl_headers!(ResponseHeader);
 
 #[cfg(test)]
 mod tests {

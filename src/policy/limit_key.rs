@@ -92,6 +92,19 @@ impl LimitKey {
         }
     }
 
+    /// A problem with the key's settings (a header name that is not one), at `{at}.key`.
+    pub fn check(&self, at: &str) -> Option<crate::config::Problem> {
+        match self {
+            LimitKey::Header(h) if http::HeaderName::from_bytes(h.as_bytes()).is_err() => {
+                Some(crate::config::Problem::new(
+                    format!("{at}.key.header"),
+                    format!("{h:?} is not a valid header name"),
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// Short description for logs and errors.
     pub fn describe(&self) -> String {
         match self {

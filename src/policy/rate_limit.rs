@@ -134,12 +134,11 @@ impl RateLimits {
         let mut limits = Vec::with_capacity(list.len());
         for (i, cfg) in list.iter().enumerate() {
             let here = format!("{at}[{i}]");
-            if list[..i].iter().any(|o| o.name == cfg.name) {
-                problems.push(Problem::new(
-                    format!("{here}.name"),
-                    format!("{:?} is used twice", cfg.name),
-                ));
-            }
+            problems.extend(crate::config::name_used_before(
+                list[..i].iter().map(|o| o.name.as_str()),
+                &cfg.name,
+                &here,
+            ));
             match compile_one(cfg, cx, &here) {
                 Ok(l) => limits.push(l),
                 Err(mut p) => problems.append(&mut p),
@@ -170,16 +169,19 @@ impl RateLimits {
         let mut counted: Vec<(&SlidingWindow, KeyValue)> = Vec::new();
         let mut report: Option<(&RateLimit, Decision)> = None;
         for limit in self.limits.iter() {
-            let targets: Vec<Option<&str>> = match &limit.tools {
-                None => vec![None],
-                Some(globs) => facts
-                    .tools
-                    .iter()
-                    .filter(|t| globs.iter().any(|g| g.matches(t)))
-                    .map(|t| Some(*t))
-                    .collect(),
-            };
-            for tool in targets {
+            // A limit counts the request once; a per-tool limit once per matching tool called.
+            let whole = limit.tools.is_none().then_some(None);
+            let per_tool = facts
+                .tools
+                .iter()
+                .filter(|t| {
+                    limit
+                        .tools
+                        .as_ref()
+                        .is_some_and(|g| g.iter().any(|g| g.matches(t)))
+                })
+                .map(|t| Some(*t));
+            for tool in whole.into_iter().chain(per_tool) {
                 let Some(key) = limit.key.value(facts, limit.missing) else {
                     limit.metrics.limited("missing_key").inc();
                     return give_back(
@@ -303,14 +305,7 @@ fn compile_one(
             None
         }
     };
-    if let LimitKey::Header(h) = &cfg.key {
-        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-            p.push(Problem::new(
-                format!("{at}.key.header"),
-                format!("{h:?} is not a valid header name"),
-            ));
-        }
-    }
+    p.extend(cfg.key.check(at));
     let tracked = cfg.tracked_keys.unwrap_or(4096);
     if tracked == 0 || tracked > 1 << 22 {
         p.push(Problem::new(

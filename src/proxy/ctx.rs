@@ -62,12 +62,8 @@ pub struct RequestCtx {
     pub mcp: Option<crate::mcp::inspect::Inspected>,
     /// The body was read by inspection (the capture is complete; do not capture it again).
     pub body_inspected: bool,
-    /// The response answers `tools/list` and must be filtered.
-    pub filter_tools: bool,
     /// The `tools/list` filter's state while the response streams.
     pub tools_filter: Option<crate::proxy::tools_filter::ToolsFilter>,
-    /// The answer is to one `tools/call`: look for `isError: true`.
-    pub scan_tool_error: bool,
     /// The last bytes scanned (a match may span chunks).
     pub scan_tail: Vec<u8>,
     /// The tool call's answer reported a tool error.
@@ -113,9 +109,7 @@ impl RequestCtx {
             circuit_retry_after: None,
             mcp: None,
             body_inspected: false,
-            filter_tools: false,
             tools_filter: None,
-            scan_tool_error: false,
             scan_tail: Vec::new(),
             tool_error: false,
         }
@@ -124,6 +118,20 @@ impl RequestCtx {
     /// The matched endpoint.
     pub fn endpoint(&self) -> Option<&Endpoint> {
         self.snapshot.endpoints.get(self.endpoint?)
+    }
+
+    /// The inspected body holds a `tools/list` request (its answer is read and filtered).
+    pub fn lists_tools(&self) -> bool {
+        self.mcp.as_ref().is_some_and(|m| {
+            m.messages()
+                .iter()
+                .any(|m| m.method.as_deref() == Some("tools/list"))
+        })
+    }
+
+    /// The inspected body is one `tools/call` (its answer is scanned for a tool error).
+    pub fn calls_one_tool(&self) -> bool {
+        matches!(&self.mcp, Some(crate::mcp::inspect::Inspected::Single(m)) if m.tool().is_some())
     }
 }
 

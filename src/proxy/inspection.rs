@@ -7,7 +7,7 @@
 
 use super::ctx::RequestCtx;
 use super::errors::GatewayError;
-use crate::mcp::inspect::{inspect, InspectError, Inspected};
+use crate::mcp::inspect::{inspect, InspectError};
 use crate::policy::mcp_headers;
 use pingora::prelude::Session;
 
@@ -65,8 +65,6 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
         },
     })?;
     // Kept before the checks, so refused messages are counted by method and tool too.
-    ctx.filter_tools = lists_tools(&inspected);
-    ctx.scan_tool_error = matches!(&inspected, Inspected::Single(m) if m.tool().is_some());
     let inspected = &*ctx.mcp.insert(inspected);
     mcp_headers::check(session.req_header(), inspected).map_err(GatewayError::HeaderMismatch)?;
     let registry = &ep.policies.tool_registry;
@@ -88,10 +86,4 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
         }
     }
     Ok(())
-}
-
-fn lists_tools(body: &Inspected) -> bool {
-    body.messages()
-        .iter()
-        .any(|m| m.method.as_deref() == Some("tools/list"))
 }

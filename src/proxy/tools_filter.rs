@@ -120,23 +120,13 @@ fn event_end(buf: &[u8]) -> Option<usize> {
         while i < buf.len() && buf[i] != b'\n' && buf[i] != b'\r' {
             i += 1;
         }
-        if i >= buf.len() {
-            return None;
-        }
         let empty = i == line_start;
-        if buf[i] == b'\r' {
-            if i + 1 >= buf.len() {
-                return None; // wait: it may be \r\n
-            }
-            i += if buf[i + 1] == b'\n' { 2 } else { 1 };
-        } else {
-            i += 1;
-        }
-        if empty && line_start > 0 {
-            return Some(i);
+        match (buf.get(i), buf.get(i + 1)) {
+            (None, _) | (Some(b'\r'), None) => return None, // a \r may be half of \r\n
+            (Some(b'\r'), Some(b'\n')) => i += 2,
+            _ => i += 1,
         }
         if empty {
-            // A leading blank line: an empty event on its own.
             return Some(i);
         }
     }
@@ -167,10 +157,13 @@ fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8
         let bare = line.trim_end_matches(['\n', '\r']);
         if bare.starts_with("data:") {
             if i == first_data {
+                // One `data:` line per line of the JSON (a pretty-printed answer spans several).
                 let ending = &line[bare.len()..];
-                out.push_str("data: ");
-                out.push_str(&filtered);
-                out.push_str(if ending.is_empty() { "\n" } else { ending });
+                for json_line in filtered.split('\n') {
+                    out.push_str("data: ");
+                    out.push_str(json_line.trim_end_matches('\r'));
+                    out.push_str(if ending.is_empty() { "\n" } else { ending });
+                }
             }
         } else {
             out.push_str(line);
@@ -270,7 +263,7 @@ pub fn on_response_header(
     resp: &mut pingora::http::ResponseHeader,
     h2: bool,
 ) -> pingora::Result<()> {
-    if !ctx.filter_tools || resp.status != http::StatusCode::OK {
+    if !ctx.lists_tools() || resp.status != http::StatusCode::OK {
         return Ok(());
     }
     let content_type = resp
@@ -381,6 +374,34 @@ mod tests {
             !out.contains("secret_x") && out.contains("\"add\"") && out.ends_with("}\n\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn pretty_printed_answers_over_several_data_lines_stay_valid_sse() {
+        let pretty = "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 3,\n  \"result\": {\"tools\": [\n    {\"name\": \"echo\"},\n    {\"name\": \"secret_x\"}\n  ]}\n}";
+        let event: String = pretty
+            .lines()
+            .map(|l| format!("data: {l}\r\n"))
+            .collect::<String>()
+            + "\r\n";
+        let out = filter_event(event.as_bytes(), &no_secret).unwrap_or_default();
+        let out = String::from_utf8(out).unwrap_or_default();
+        assert!(
+            out.lines().all(|l| l.is_empty() || l.starts_with("data: ")),
+            "{out}"
+        );
+        let data: String = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+        assert_eq!(
+            v["result"]["tools"],
+            serde_json::json!([{"name": "echo"}]),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\n\r\n"));
     }
 
     #[test]
