@@ -21,12 +21,6 @@ fi
 [ -n "${PEERS_SKIP_INSTALL:-}" ] || "$HERE/install.sh"
 
 budget="${PEERS_TIMEOUT:-1500}"
-# The driver bounds every process it starts and kills them all on exit; `timeout` bounds the
-# driver itself, and the trap passes an interrupt on to it so that it can clean up.
-timeout -k 30 "$((budget + 120))" "$HERE/.deps/py-mcp2/bin/python" -u "$HERE/peers.py" "$@" &
-pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
-set +e
-wait "$pid"; rc=$?
-while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done
-exit "$rc"
+# The driver bounds every process it starts and kills them all on exit.
+. "$HERE/lib/bounded.sh"
+run_bounded "$((budget + 120))" 30 "$HERE/.deps/py-mcp2/bin/python" -u "$HERE/peers.py" "$@"

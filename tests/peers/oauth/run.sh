@@ -29,12 +29,6 @@ fi
 
 budget="${OAUTH_TIMEOUT:-120}"
 export OAUTH_TIMEOUT="$budget"
-# The driver bounds each step and kills every process it started on exit; `timeout` bounds the
-# driver itself, and the trap passes an interrupt on to it so that it can clean up.
-timeout -k 10 "$((budget + 20))" "$PY" -u "$HERE/oauth_test.py" "$1" &
-pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
-set +e
-wait "$pid"; rc=$?
-while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done
-exit "$rc"
+# The driver bounds each step and kills every process it started on exit.
+. "$PEERS/lib/bounded.sh"
+run_bounded "$((budget + 20))" 10 "$PY" -u "$HERE/oauth_test.py" "$1"
