@@ -1,20 +1,17 @@
 //! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is alive),
-//! `/readyz` (a config is loaded and the process is not shutting down), and `POST /reload`
-//! (read the config file again; 400 with every problem when it is invalid).
+//! `/readyz` (a config is loaded and the process is not draining), `GET /reload` (the generation
+//! and the last reload attempt with its problems), `POST /reload` (read the config file again;
+//! 400 with every problem when it is invalid), `GET /tools` and `POST /tools/accept`.
 
-use crate::runtime::reload::{ReloadError, Reloader};
+use crate::runtime::drain;
+use crate::runtime::reload::{ReloadError, Reloader, Trigger};
 use crate::runtime::store::ConfigStore;
 use async_trait::async_trait;
 use http::{header, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use pingora_prometheus::prometheus::{self, Encoder, TextEncoder};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// Set when the process starts shutting down; `/readyz` then answers 503 so load balancers
-/// stop sending new connections.
-pub static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
 /// The admin HTTP application.
 pub struct AdminApp {
@@ -133,7 +130,7 @@ impl AdminApp {
                 serde_json::json!({"error": "this process has no config file to reload"}),
             );
         };
-        match r.reload().await {
+        match r.reload(Trigger::Admin).await {
             Ok(report) => json(
                 StatusCode::OK,
                 serde_json::json!({"status": "reloaded", "generation": report.generation,
@@ -156,6 +153,29 @@ impl AdminApp {
                 serde_json::json!({"error": e.to_string()}),
             ),
         }
+    }
+
+    /// `GET /reload`: the generation in use and the last reload attempt, with its problems.
+    fn reload_status(&self) -> Response<Vec<u8>> {
+        let snapshot = self.store.current();
+        let (config_file, last) = match &self.reloader {
+            Some(r) => (
+                Some(r.path().display().to_string()),
+                r.last_attempt()
+                    .and_then(|a| serde_json::to_value(a).ok())
+                    .unwrap_or_default(),
+            ),
+            None => (None, serde_json::Value::Null),
+        };
+        json(
+            StatusCode::OK,
+            serde_json::json!({
+                "config_file": config_file,
+                "generation": snapshot.generation,
+                "watch": snapshot.source.reload.watch,
+                "last_attempt": last,
+            }),
+        )
     }
 
     fn metrics(&self) -> Response<Vec<u8>> {
@@ -185,7 +205,7 @@ impl AdminApp {
                 serde_json::json!({"name": ep.name, "hosts": ep.backend.hosts.len(), "healthy_hosts": healthy})
             })
             .collect();
-        let draining = SHUTTING_DOWN.load(Ordering::Relaxed);
+        let draining = drain::is_draining();
         let status = if draining {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
@@ -218,16 +238,21 @@ impl ServeHttp for AdminApp {
             return self.accept_tool(req.uri.query().unwrap_or_default());
         }
         if req.uri.path() == "/reload" {
-            if req.method == http::Method::POST {
-                return self.reload().await;
+            match req.method {
+                http::Method::POST => return self.reload().await,
+                http::Method::GET | http::Method::HEAD => return self.reload_status(),
+                _ => {
+                    let mut r = json(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        serde_json::json!({"error": "use GET (status) or POST (reload)"}),
+                    );
+                    r.headers_mut().insert(
+                        header::ALLOW,
+                        header::HeaderValue::from_static("GET, HEAD, POST"),
+                    );
+                    return r;
+                }
             }
-            let mut r = json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                serde_json::json!({"error": "use POST"}),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-            return r;
         }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             let mut r = json(

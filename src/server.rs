@@ -6,12 +6,16 @@ use crate::config::{self, ConfigError, FileConfig, Problem};
 use crate::observability::{self, access_log};
 use crate::proxy::health::HealthService;
 use crate::proxy::Gateway;
+use crate::runtime::drain::{DrainService, Settling};
 use crate::runtime::reload::{Reloader, SignalReload};
+use crate::runtime::tls::ListenerCerts;
+use crate::runtime::watch::FileWatch;
+use pingora::listeners::tls::TlsSettings;
 use crate::runtime::snapshot::Snapshot;
 use crate::runtime::store::ConfigStore;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::path::Path;
@@ -104,18 +108,29 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     server.bootstrap();
 
     let store = Arc::new(ConfigStore::new(snapshot));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(store.clone()),
-        "mcpgate proxy",
+    let mut proxy = Service::new(
+        "mcpgate proxy".to_string(),
+        Settling(Arc::new(pingora::proxy::http_proxy(
+            &server.configuration,
+            Gateway::new(store.clone()),
+        ))),
     );
     for l in cfg.listen.entries() {
         match &l.tls {
             None => proxy.add_tcp(&l.address),
-            Some(tls) => {
-                if let Err(e) = proxy.add_tls(&l.address, &tls.cert, &tls.key) {
-                    tracing::error!(address = %l.address, error = %e, "cannot set up the TLS listener");
-                    std::process::exit(1);
+            Some(_) => {
+                // The certificate is picked at each handshake from the current snapshot, so a
+                // reload rotates it.
+                let certs = ListenerCerts {
+                    store: store.clone(),
+                    address: l.address.clone(),
+                };
+                match TlsSettings::with_callbacks(Box::new(certs)) {
+                    Ok(settings) => proxy.add_tls_with_settings(&l.address, None, settings),
+                    Err(e) => {
+                        tracing::error!(address = %l.address, error = %e, "cannot set up the TLS listener");
+                        std::process::exit(1);
+                    }
                 }
             }
         }
@@ -132,6 +147,10 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
             "mcpgate reload on SIGHUP",
             SignalReload(r.clone()),
         ));
+        server.add_service(background_service(
+            "mcpgate config file watch",
+            FileWatch(r.clone()),
+        ));
     }
     if let Some(addr) = &cfg.admin {
         let mut admin = Service::new(
@@ -146,6 +165,21 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
         "mcpgate health checks",
         HealthService::new(store),
     ));
+    server.add_service(background_service(
+        "mcpgate drain",
+        DrainService {
+            on_exit: vec![before_exit],
+        },
+    ));
     observability::metrics::metrics();
-    server.run_forever()
+    // Returns when the grace period ran out before every request finished (the drain service
+    // exits sooner when they all do).
+    server.run(RunArgs::default());
+    before_exit();
+    std::process::exit(0)
+}
+
+/// Writes out what is still queued: access-log lines and spans.
+fn before_exit() {
+    access_log::flush(std::time::Duration::from_secs(2));
 }

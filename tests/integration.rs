@@ -17,6 +17,8 @@ mod metrics;
 mod pinning;
 mod redis_limits;
 mod relay;
+mod reload;
 mod security;
 mod streaming;
+mod upgrade;
 mod upstream_selection;

@@ -187,7 +187,7 @@ async fn missing_keys_can_share_a_bucket_and_an_unchanged_limit_survives_a_reloa
     assert_eq!(
         metric_value(
             &page,
-            "mcpgate_config_reloads_total",
+            "mcpgate_config_reload_total",
             &[("result", "failure")]
         ),
         1.0

@@ -61,11 +61,16 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with more listener entries (YAML list items) after the plain one.
     pub fn start_with_listen(extra_listeners: &str, body_yaml: &str) -> Gateway {
+        Gateway::start_with_grace(extra_listeners, "1s", body_yaml)
+    }
+
+    /// Like [`Gateway::start_with_listen`], with a given `server.grace_period`.
+    pub fn start_with_grace(extra_listeners: &str, grace: &str, body_yaml: &str) -> Gateway {
         let port = free_port();
         let admin_port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let yaml = format!(
-            "listen:\n  - 127.0.0.1:{port}\n{extra_listeners}admin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
+            "listen:\n  - 127.0.0.1:{port}\n{extra_listeners}admin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n  grace_period: {grace}\n  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
             up = dir.path().join("upgrade.sock").display(),
             pid = dir.path().join("mcpgate.pid").display(),
             log = dir.path().join("access.log").display(),
@@ -117,6 +122,51 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("mcpgate did not become ready; stderr:\n{}", self.stderr());
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("mcpgate.yaml")
+    }
+
+    /// Sends `signal` (`HUP`, `QUIT`, `TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the new process of a graceful upgrade: the same binary and config with `-u`, which
+    /// waits for this process to hand its listening sockets over (after SIGQUIT). The handle
+    /// shares this gateway's addresses and temp dir; its stderr goes to `stderr-new.log`.
+    pub fn start_upgrade(&self) -> Child {
+        let stderr =
+            std::fs::File::create(self.dir.path().join("stderr-new.log")).expect("stderr file");
+        Command::new(binary())
+            .arg("-u")
+            .arg("-c")
+            .arg(self.config_path())
+            .env("MCPGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the new mcpgate")
     }
 
     /// The proxy URL of `path`.

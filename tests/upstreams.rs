@@ -250,3 +250,50 @@ pub async fn flaky(failing: Arc<std::sync::atomic::AtomicBool>) -> Upstream {
     up.seen = seen;
     up
 }
+
+/// An MCP-shaped upstream for load during reloads and upgrades: a POST gets a JSON answer after
+/// the delay its `x-delay-ms` header asks for (0 by default), a GET gets an SSE stream with an
+/// event every 50 ms (`id: N`, `data: N`) until the client goes away. POSTs are recorded.
+pub async fn mixed() -> Upstream {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let router = Router::new().fallback(any(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let seen = s2.clone();
+            async move {
+                if method == Method::GET {
+                    let (tx, rx) = mpsc::channel(1);
+                    tokio::spawn(async move {
+                        for i in 0..2400u32 {
+                            if tx.send(format!("id: {i}\ndata: {i}\n\n")).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    });
+                    return sse(rx).into_response();
+                }
+                let delay = headers
+                    .get("x-delay-ms")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let answer = format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"result":{{"echo":{}}}}}"#,
+                    body.len()
+                );
+                record(&seen, method, uri, headers, body);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    answer,
+                )
+                    .into_response()
+            }
+        },
+    ));
+    let mut up = Upstream::start(router).await;
+    up.seen = seen;
+    up
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// One problem in a config file, with the path of the value it concerns
 /// (`endpoints[1].backend.hosts[0]`; empty for the whole file).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// Where: a dotted path with `[index]` for list items.
     pub path: String,

@@ -49,6 +49,10 @@ pub struct FileConfig {
     /// Redis for fleet-wide rate limits (`store: redis`).
     #[serde(default)]
     pub redis: Option<crate::policy::redis_store::RedisConfig>,
+    /// Hot reload: watch the config file and reload when it changes (SIGHUP and
+    /// `POST /reload` always work).
+    #[serde(default)]
+    pub reload: crate::runtime::watch::ReloadSettings,
     /// Sealing of session ids for endpoints that pin sessions to hosts.
     #[serde(default)]
     pub sessions: crate::mcp::session_pin::SessionsConfig,
@@ -263,6 +267,16 @@ pub struct UpstreamTls {
     /// The SNI and expected certificate name (default: the host of the URL).
     #[serde(default)]
     pub sni: Option<String>,
+    /// PEM file of the CA certificates to trust (default: the system store). Read again on
+    /// every reload.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// PEM certificate chain to present to the upstream (mutual TLS); needs `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<String>,
 }
 
 impl Default for UpstreamTls {
@@ -270,6 +284,9 @@ impl Default for UpstreamTls {
         Self {
             verify: true,
             sni: None,
+            ca: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }

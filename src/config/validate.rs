@@ -21,6 +21,8 @@ pub fn check(cfg: &FileConfig, problems: &mut Vec<Problem>) {
     check_admin(cfg.admin.as_deref(), &mut bound, problems);
     check_server(&cfg.server, problems);
     check_access_log(&cfg.access_log, problems);
+    duration_field(&cfg.reload.interval, "reload.interval", problems);
+    duration_field(&cfg.reload.debounce, "reload.debounce", problems);
     if cfg.endpoints.is_empty() {
         problems.push(Problem::new("endpoints", "at least one endpoint is needed"));
     }
@@ -46,6 +48,10 @@ pub fn check_leniently(value: &Value, problems: &mut Vec<Problem>) {
     }
     if let Some(log) = part::<AccessLogSettings>(value, "access_log") {
         check_access_log(&log, problems);
+    }
+    if let Some(r) = part::<crate::runtime::watch::ReloadSettings>(value, "reload") {
+        duration_field(&r.interval, "reload.interval", problems);
+        duration_field(&r.debounce, "reload.debounce", problems);
     }
     let parsed: Vec<(usize, EndpointConfig)> = value
         .get("endpoints")

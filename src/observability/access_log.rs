@@ -53,7 +53,14 @@ struct Line<'a> {
     record: &'a AccessRecord,
 }
 
-static SENDER: OnceLock<SyncSender<AccessRecord>> = OnceLock::new();
+/// What the writer thread receives.
+enum Msg {
+    Record(Box<AccessRecord>),
+    /// Write out everything queued before, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+static SENDER: OnceLock<SyncSender<Msg>> = OnceLock::new();
 
 /// Starts the writer thread. `path` is `-` for standard output or a file to append to.
 /// Without a call, records are discarded.
@@ -79,28 +86,47 @@ pub fn init(path: &str) -> std::io::Result<()> {
 /// Queues a record; never blocks.
 pub fn log(record: AccessRecord) {
     let Some(tx) = SENDER.get() else { return };
-    match tx.try_send(record) {
+    match tx.try_send(Msg::Record(Box::new(record))) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => metrics().access_log_dropped.inc(),
         Err(TrySendError::Disconnected(_)) => {}
     }
 }
 
-fn write_loop(rx: Receiver<AccessRecord>, out: Box<dyn Write + Send>) {
+/// Writes out every line queued so far (waiting at most `timeout`); used before the process
+/// exits.
+pub fn flush(timeout: std::time::Duration) {
+    let Some(tx) = SENDER.get() else { return };
+    let (done, wait) = std::sync::mpsc::channel();
+    if tx.send(Msg::Flush(done)).is_ok() {
+        let _ = wait.recv_timeout(timeout);
+    }
+}
+
+fn write_loop(rx: Receiver<Msg>, out: Box<dyn Write + Send>) {
     let mut out = std::io::BufWriter::new(out);
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        while let Some(rec) = next {
-            let line = Line {
-                ts: rfc3339(rec.started.unwrap_or_else(SystemTime::now)),
-                record: &rec,
-            };
-            if serde_json::to_writer(&mut out, &line).is_ok() {
-                let _ = out.write_all(b"\n");
+        let mut flushed = Vec::new();
+        while let Some(msg) = next {
+            match msg {
+                Msg::Record(rec) => {
+                    let line = Line {
+                        ts: rfc3339(rec.started.unwrap_or_else(SystemTime::now)),
+                        record: &rec,
+                    };
+                    if serde_json::to_writer(&mut out, &line).is_ok() {
+                        let _ = out.write_all(b"\n");
+                    }
+                }
+                Msg::Flush(done) => flushed.push(done),
             }
             next = rx.try_recv().ok();
         }
         let _ = out.flush();
+        for done in flushed {
+            let _ = done.send(());
+        }
     }
 }
 

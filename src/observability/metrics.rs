@@ -42,6 +42,14 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Generation of the config snapshot in use.
     pub config_generation: IntGauge,
+    /// 1 when the last reload attempt applied, 0 when it was refused.
+    pub last_reload_successful: IntGauge,
+    /// 1 while the process drains (upgrade hand-over or stop).
+    pub draining: IntGauge,
+    /// Long-lived streams ended so their clients reconnect elsewhere.
+    pub drained_streams: IntCounter,
+    /// Spans that could not be exported.
+    pub trace_export_errors: IntCounter,
 }
 
 /// Names, so tests and docs can refer to them.
@@ -84,8 +92,16 @@ pub mod names {
     pub const MCP_REQUESTS: &str = "mcpgate_mcp_requests_total";
     /// Duration of tool calls by endpoint and tool.
     pub const TOOL_DURATION: &str = "mcpgate_tool_call_duration_seconds";
-    /// Config reloads by result (success, failure).
-    pub const RELOADS: &str = "mcpgate_config_reloads_total";
+    /// Config reload attempts by result (success, failure).
+    pub const RELOADS: &str = "mcpgate_config_reload_total";
+    /// 1 when the last reload attempt applied, 0 when it was refused.
+    pub const LAST_RELOAD_OK: &str = "mcpgate_config_last_reload_successful";
+    /// 1 while the process drains (after an upgrade hand-over, or on SIGTERM).
+    pub const DRAINING: &str = "mcpgate_draining";
+    /// Open streams ended by a drain so their clients reconnect to another process.
+    pub const DRAINED_STREAMS: &str = "mcpgate_drained_streams_total";
+    /// Trace export failures (the spans are dropped).
+    pub const TRACE_EXPORT_ERRORS: &str = "mcpgate_trace_export_errors_total";
     /// Access-log lines dropped.
     pub const ACCESS_LOG_DROPPED: &str = "mcpgate_access_log_dropped_total";
     /// Build information.
@@ -244,7 +260,7 @@ impl Metrics {
             .expect("register"),
             reloads: register_int_counter_vec!(
                 RELOADS,
-                "Config reloads by result (success, failure).",
+                "Config reload attempts by result (success, failure).",
                 &["result"]
             )
             .expect("register"),
@@ -264,7 +280,28 @@ impl Metrics {
                 "Generation of the config snapshot in use (1 at start, +1 per applied reload)."
             )
             .expect("register"),
+            last_reload_successful: register_int_gauge!(
+                LAST_RELOAD_OK,
+                "1 when the last reload attempt applied, 0 when it was refused."
+            )
+            .expect("register"),
+            draining: register_int_gauge!(
+                DRAINING,
+                "1 while the process drains after an upgrade hand-over or SIGTERM."
+            )
+            .expect("register"),
+            drained_streams: register_int_counter!(
+                DRAINED_STREAMS,
+                "Open streams ended by a drain so their clients reconnect to another process."
+            )
+            .expect("register"),
+            trace_export_errors: register_int_counter!(
+                TRACE_EXPORT_ERRORS,
+                "Trace exports that failed (their spans are dropped)."
+            )
+            .expect("register"),
         };
+        m.last_reload_successful.set(1);
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -362,6 +399,8 @@ impl Metrics {
     /// Counts a reload (`success` or `failure`).
     pub fn reload(&self, result: &str) {
         self.reloads.with_label_values(&[result]).inc();
+        self.last_reload_successful
+            .set(i64::from(result == "success"));
     }
 
     /// Counts a failed Redis decision.

@@ -61,6 +61,9 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
     let host = endpoint.and_then(|ep| ep.backend.hosts.get(ctx.host?));
     let error = match (&ctx.error, e) {
         (Some(g), _) => Some(g.log_reason()),
+        (None, Some(_)) if crate::proxy::streams::ended_by_drain(ctx) => {
+            Some("ended_by_drain".to_string())
+        }
         (None, Some(e)) => Some(e.etype().as_str().to_string()),
         (None, None) => None,
     };

@@ -68,6 +68,15 @@ pub struct RequestCtx {
     pub scan_tail: Vec<u8>,
     /// The tool call's answer reported a tool error.
     pub tool_error: bool,
+    /// Counts this request as in flight until it ends (a draining process waits for it).
+    pub in_flight: crate::runtime::drain::InFlight,
+    /// The upstream connection's descriptor and addresses.
+    pub upstream_socket: Option<(
+        std::os::fd::RawFd,
+        Arc<pingora::protocols::SocketDigest>,
+    )>,
+    /// A long-lived GET stream, registered so a drain can end it.
+    pub stream: Option<crate::runtime::drain::StreamGuard>,
 }
 
 /// A request of a pinned session.
@@ -112,6 +121,9 @@ impl RequestCtx {
             tools_filter: None,
             scan_tail: Vec::new(),
             tool_error: false,
+            in_flight: crate::runtime::drain::InFlight::start(),
+            upstream_socket: None,
+            stream: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod oauth_relay;
 pub mod pinning;
 pub mod pipeline;
 pub mod routing;
+pub mod streams;
 pub mod tools_filter;
 pub mod upstream;
 
@@ -85,6 +86,19 @@ impl ProxyHttp for Gateway {
         upstream::select(ctx)
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::fd::RawFd,
+        digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        streams::connected(ctx, fd, digest);
+        Ok(())
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -129,6 +143,7 @@ impl ProxyHttp for Gateway {
                 .apply_response(upstream_response)?;
         }
         observability::response_started(upstream_response, ctx);
+        streams::response_started(session, ctx);
         Ok(())
     }
 
@@ -153,6 +168,13 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if streams::ended_by_drain(ctx) {
+            streams::finish_drained(session).await;
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
         let error_code = match GatewayError::from_proxy_error(e).map(|err| err.in_ctx(ctx)) {
             Some(err) if session.response_written().is_none() => {
                 errors::answer(session, ctx, err).await
@@ -165,9 +187,10 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
-        // A client closing its connection (ending a GET stream, say) is not an error.
-        GatewayError::from_proxy_error(e).is_none()
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
+        // A client closing its connection (ending a GET stream, say) is not an error, nor is a
+        // stream a drain ended.
+        GatewayError::from_proxy_error(e).is_none() || streams::ended_by_drain(ctx)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

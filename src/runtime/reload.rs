@@ -5,7 +5,9 @@
 //! server settings cannot change in place: a reload reports them as needing a restart (or a
 //! graceful upgrade) and keeps running with the old ones.
 //!
-//! Triggers: SIGHUP, and `POST /reload` on the admin listener.
+//! Triggers: SIGHUP, `POST /reload` on the admin listener, and a change of the file when
+//! `reload.watch` is on (see `watch`). The last attempt, with its problems, is kept for
+//! `GET /reload`.
 
 use super::store::ConfigStore;
 use crate::config::{ConfigError, FileConfig};
@@ -25,11 +27,56 @@ pub struct Report {
     pub restart_required: Vec<&'static str>,
 }
 
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// SIGHUP.
+    Signal,
+    /// `POST /reload` on the admin listener.
+    Admin,
+    /// The config file changed (`reload.watch`).
+    Watch,
+}
+
+/// The outcome of the last reload attempt, for `GET /reload`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attempt {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    /// What started it.
+    pub trigger: Trigger,
+    /// `success` or `failure`.
+    pub result: &'static str,
+    /// The generation in use afterwards.
+    pub generation: u64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every problem of a refused config, with its path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<crate::config::Problem>,
+    /// Settings that changed but need a restart or upgrade.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_required: Vec<&'static str>,
+}
+
 /// Reloads the config file into the store, one reload at a time.
 pub struct Reloader {
     store: Arc<ConfigStore>,
     path: PathBuf,
     busy: tokio::sync::Mutex<()>,
+    last: std::sync::Mutex<Option<Attempt>>,
+    /// SHA-256 of the file as last read for a reload (or at start); `None` when it was missing.
+    fingerprint: std::sync::Mutex<Option<[u8; 32]>>,
+}
+
+/// SHA-256 of a file's content, `None` when it cannot be read.
+pub fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| sha2::Sha256::digest(&bytes).into())
 }
 
 /// Why a reload failed.
@@ -48,21 +95,116 @@ impl Reloader {
     pub fn new(store: Arc<ConfigStore>, path: PathBuf) -> Self {
         Reloader {
             store,
-            path,
             busy: tokio::sync::Mutex::new(()),
+            last: std::sync::Mutex::new(None),
+            fingerprint: std::sync::Mutex::new(fingerprint(&path)),
+            path,
         }
     }
 
-    /// Reads, compiles and swaps in the config file.
-    pub async fn reload(&self) -> Result<Report, ReloadError> {
+    /// The file's fingerprint as last read by a reload (or at start).
+    pub fn last_fingerprint(&self) -> Option<[u8; 32]> {
+        self.fingerprint.lock().ok().and_then(|f| *f)
+    }
+
+    fn note_fingerprint(&self, seen: Option<[u8; 32]>) {
+        if let Ok(mut f) = self.fingerprint.lock() {
+            *f = seen;
+        }
+    }
+
+    /// Records that the watcher found the file gone: a failed attempt that keeps the running
+    /// config (reported once, until the file is back).
+    pub fn note_missing(&self) {
+        self.note_fingerprint(None);
+        metrics().reload("failure");
+        let error = format!(
+            "{}: the config file is missing; the running config is kept",
+            self.path.display()
+        );
+        tracing::warn!("{error}");
+        self.record(Attempt {
+            at: now(),
+            trigger: Trigger::Watch,
+            result: "failure",
+            generation: self.store.current().generation,
+            error: Some(error),
+            problems: Vec::new(),
+            restart_required: Vec::new(),
+        });
+    }
+
+    fn record(&self, attempt: Attempt) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(attempt);
+        }
+    }
+
+    /// The config file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The store reloads go to.
+    pub fn store(&self) -> &ConfigStore {
+        &self.store
+    }
+
+    /// The last attempt, if any.
+    pub fn last_attempt(&self) -> Option<Attempt> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Reads, compiles and swaps in the config file, and records the attempt.
+    pub async fn reload(&self, trigger: Trigger) -> Result<Report, ReloadError> {
         let _one_at_a_time = self.busy.lock().await;
+        let result = self.reload_locked().await;
+        let generation = self.store.current().generation;
+        let attempt = match &result {
+            Ok(report) => Attempt {
+                at: now(),
+                trigger,
+                result: "success",
+                generation,
+                error: None,
+                problems: Vec::new(),
+                restart_required: report.restart_required.clone(),
+            },
+            Err(e) => Attempt {
+                at: now(),
+                trigger,
+                result: "failure",
+                generation,
+                error: Some(match e {
+                    ReloadError::Invalid(c) => {
+                        format!("{}: invalid config; the running one is kept", c.source_name)
+                    }
+                    other => other.to_string(),
+                }),
+                problems: match e {
+                    ReloadError::Invalid(c) => c.problems.clone(),
+                    ReloadError::Task(_) => Vec::new(),
+                },
+                restart_required: Vec::new(),
+            },
+        };
+        self.record(attempt);
+        result
+    }
+
+    async fn reload_locked(&self) -> Result<Report, ReloadError> {
         let old = self.store.current();
         let generation = old.generation + 1;
         let path = self.path.clone();
-        // Compiling resolves host names (blocking): off the async threads.
-        let compiled =
-            tokio::task::spawn_blocking(move || crate::server::load_as(&path, generation))
-                .await
+        // Reading and compiling (which resolves host names) block: off the async threads.
+        let compiled = tokio::task::spawn_blocking(move || {
+            (fingerprint(&path), crate::server::load_as(&path, generation))
+        })
+        .await
+        .map(|(seen, result)| {
+            self.note_fingerprint(seen);
+            result
+        })
                 .map_err(|e| ReloadError::Task(e.to_string()));
         let snapshot = match compiled {
             Ok(Ok(s)) => s,
@@ -87,13 +229,25 @@ impl Reloader {
     }
 }
 
-/// The settings that differ between `old` and `new` and need a restart to apply.
+fn now() -> String {
+    crate::observability::access_log::rfc3339(std::time::SystemTime::now())
+}
+
+/// The settings that differ between `old` and `new` and need a restart to apply. A listener's
+/// certificate and key apply in place (each TLS handshake reads the current snapshot's); its
+/// address, and whether it serves TLS, do not.
 pub fn restart_required(old: &FileConfig, new: &FileConfig) -> Vec<&'static str> {
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or_default()
     }
+    fn sockets(l: &crate::config::Listen) -> Vec<(String, bool)> {
+        l.entries()
+            .into_iter()
+            .map(|e| (e.address, e.tls.is_some()))
+            .collect()
+    }
     let mut out = Vec::new();
-    if json(&old.listen) != json(&new.listen) {
+    if sockets(&old.listen) != sockets(&new.listen) {
         out.push("listen");
     }
     if old.admin != new.admin {
@@ -129,8 +283,8 @@ impl BackgroundService for SignalReload {
                         return;
                     }
                     tracing::info!("SIGHUP: reloading the config");
-                    // Failures are logged and counted by `reload`.
-                    let _ = self.0.reload().await;
+                    // Failures are logged, counted and recorded by `reload`.
+                    let _ = self.0.reload(Trigger::Signal).await;
                 }
                 _ = shutdown.changed() => return,
             }

@@ -30,6 +30,8 @@ pub struct Snapshot {
     routes: HashMap<String, usize>,
     /// How the client address is found.
     pub client_address: ClientAddress,
+    /// Certificates of the TLS listeners (read at each handshake).
+    pub listener_certs: Vec<super::tls::ListenerCert>,
     /// The config it was compiled from (for listeners, server settings and reload diffs).
     pub source: FileConfig,
 }
@@ -178,12 +180,14 @@ impl Snapshot {
         let client_address = ClientAddress::compile(&source.client_address, "client_address")
             .map_err(|mut p| problems.append(&mut p))
             .unwrap_or_default();
+        let listener_certs = super::tls::listener_certs(&source.listen, &mut problems);
         if problems.is_empty() {
             Ok(Snapshot {
                 generation,
                 endpoints,
                 routes,
                 client_address,
+                listener_certs,
                 source,
             })
         } else {
@@ -314,6 +318,9 @@ fn compile_backend(
     let idle_timeout = duration(&b.idle_timeout, Duration::from_secs(300));
     let write_timeout = duration(&b.write_timeout, Duration::from_secs(30));
     let mut problems = Vec::new();
+    let tls = super::tls::UpstreamTlsMaterial::compile(&b.tls, &format!("{at}.tls"))
+        .map_err(|mut p| problems.append(&mut p))
+        .unwrap_or_default();
     let mut hosts = Vec::with_capacity(b.hosts.len());
     for (j, url) in b.hosts.iter().enumerate() {
         let hat = format!("{at}.hosts[{j}]");
@@ -356,6 +363,10 @@ fn compile_backend(
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         peer.options.verify_cert = b.tls.verify;
         peer.options.verify_hostname = b.tls.verify;
+        if parsed.tls {
+            peer.options.ca = tls.ca.clone();
+            peer.client_cert_key = tls.client.clone();
+        }
         let authority = match HeaderValue::from_str(&parsed.authority) {
             Ok(v) => v,
             Err(e) => {

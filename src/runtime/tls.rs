@@ -1,0 +1,185 @@
+//! TLS material compiled into a snapshot: listener certificates (chosen at each handshake from
+//! the current snapshot, so a reload rotates them without a restart) and the upstream trust
+//! store and client certificate (mTLS), read again on every reload.
+
+use crate::config::{Listen, Problem, UpstreamTls};
+use crate::runtime::store::ConfigStore;
+use async_trait::async_trait;
+use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::TlsRef;
+use pingora::tls::ext;
+use pingora::tls::pkey::{PKey, Private};
+use pingora::tls::x509::X509;
+use pingora::utils::tls::CertKey;
+use std::sync::Arc;
+
+/// A listener's certificate chain and key.
+pub struct ListenerCert {
+    /// The listener address it serves.
+    pub address: String,
+    /// Leaf first, then intermediates.
+    chain: Vec<X509>,
+    key: PKey<Private>,
+}
+
+fn read(path: &str, at: &str) -> Result<Vec<u8>, Problem> {
+    std::fs::read(path).map_err(|e| Problem::new(at, format!("cannot read {path:?}: {e}")))
+}
+
+/// Every certificate of a PEM file (at least one).
+fn certificates(path: &str, at: &str) -> Result<Vec<X509>, Problem> {
+    let pem = read(path, at)?;
+    match X509::stack_from_pem(&pem) {
+        Ok(list) if !list.is_empty() => Ok(list),
+        Ok(_) => Err(Problem::new(at, format!("{path:?} holds no PEM certificate"))),
+        Err(e) => Err(Problem::new(
+            at,
+            format!("{path:?} is not a PEM certificate file: {e}"),
+        )),
+    }
+}
+
+/// A certificate chain and its private key, checked to belong together.
+fn cert_and_key(
+    cert: &str,
+    key: &str,
+    (cert_at, key_at): (&str, &str),
+) -> Result<(Vec<X509>, PKey<Private>), Vec<Problem>> {
+    let chain = certificates(cert, cert_at);
+    let key = read(key, key_at).and_then(|pem| {
+        PKey::private_key_from_pem(&pem)
+            .map_err(|e| Problem::new(key_at, format!("{key:?} is not a PEM private key: {e}")))
+    });
+    match (chain, key) {
+        (Ok(chain), Ok(key)) => {
+            let matches = chain[0]
+                .public_key()
+                .map(|p| p.public_eq(&key))
+                .unwrap_or(false);
+            if matches {
+                Ok((chain, key))
+            } else {
+                Err(vec![Problem::new(
+                    key_at,
+                    "the private key does not belong to the certificate",
+                )])
+            }
+        }
+        (chain, key) => Err([chain.err(), key.err()].into_iter().flatten().collect()),
+    }
+}
+
+/// Loads the certificate of every TLS listener.
+pub fn listener_certs(listen: &Listen, problems: &mut Vec<Problem>) -> Vec<ListenerCert> {
+    let mut out = Vec::new();
+    for (i, l) in listen.entries().iter().enumerate() {
+        let Some(tls) = &l.tls else { continue };
+        let at = match listen {
+            Listen::One(_) => "listen.tls".to_string(),
+            Listen::Many(_) => format!("listen[{i}].tls"),
+        };
+        match cert_and_key(
+            &tls.cert,
+            &tls.key,
+            (&format!("{at}.cert"), &format!("{at}.key")),
+        ) {
+            Ok((chain, key)) => out.push(ListenerCert {
+                address: l.address.clone(),
+                chain,
+                key,
+            }),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    out
+}
+
+/// Upstream TLS material of one backend.
+#[derive(Default, Clone)]
+pub struct UpstreamTlsMaterial {
+    /// Trust these CAs instead of the system store.
+    pub ca: Option<Arc<Box<[X509]>>>,
+    /// Present this certificate (mTLS).
+    pub client: Option<Arc<CertKey>>,
+}
+
+impl UpstreamTlsMaterial {
+    /// Reads the files an upstream TLS setting names.
+    pub fn compile(tls: &UpstreamTls, at: &str) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let ca = match &tls.ca {
+            Some(path) => match certificates(path, &format!("{at}.ca")) {
+                Ok(list) => Some(Arc::new(list.into_boxed_slice())),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            },
+            None => None,
+        };
+        let client = match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => match cert_and_key(
+                cert,
+                key,
+                (&format!("{at}.client_cert"), &format!("{at}.client_key")),
+            ) {
+                Ok((chain, key)) => Some(Arc::new(CertKey::new(chain, key))),
+                Err(mut p) => {
+                    problems.append(&mut p);
+                    None
+                }
+            },
+            (Some(_), None) => {
+                problems.push(Problem::new(
+                    format!("{at}.client_key"),
+                    "client_cert needs client_key",
+                ));
+                None
+            }
+            (None, Some(_)) => {
+                problems.push(Problem::new(
+                    format!("{at}.client_cert"),
+                    "client_key needs client_cert",
+                ));
+                None
+            }
+            (None, None) => None,
+        };
+        if problems.is_empty() {
+            Ok(UpstreamTlsMaterial { ca, client })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Picks a TLS listener's certificate from the current snapshot at each handshake.
+pub struct ListenerCerts {
+    /// Where the current snapshot is.
+    pub store: Arc<ConfigStore>,
+    /// The listener address.
+    pub address: String,
+}
+
+#[async_trait]
+impl TlsAccept for ListenerCerts {
+    async fn certificate_callback(&self, ssl: &mut TlsRef) {
+        let snapshot = self.store.current();
+        let Some(cert) = snapshot
+            .listener_certs
+            .iter()
+            .find(|c| c.address == self.address)
+        else {
+            tracing::error!(address = %self.address, "no certificate for this TLS listener");
+            return;
+        };
+        let mut result = ext::ssl_use_certificate(ssl, &cert.chain[0])
+            .and_then(|()| ext::ssl_use_private_key(ssl, &cert.key));
+        for extra in &cert.chain[1..] {
+            result = result.and_then(|()| ext::ssl_add_chain_cert(ssl, extra));
+        }
+        if let Err(e) = result {
+            tracing::error!(address = %self.address, error = %e, "cannot use the listener certificate");
+        }
+    }
+}
