@@ -3,17 +3,18 @@
 
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigError, FileConfig, Problem};
+use crate::observability::otel::{self, TracingService};
 use crate::observability::{self, access_log};
 use crate::proxy::health::HealthService;
 use crate::proxy::Gateway;
 use crate::runtime::drain::{DrainService, Settling};
 use crate::runtime::reload::{Reloader, SignalReload};
-use crate::runtime::tls::ListenerCerts;
-use crate::runtime::watch::FileWatch;
-use pingora::listeners::tls::TlsSettings;
 use crate::runtime::snapshot::Snapshot;
 use crate::runtime::store::ConfigStore;
+use crate::runtime::tls::ListenerCerts;
+use crate::runtime::watch::FileWatch;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -165,6 +166,12 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
         "mcpgate health checks",
         HealthService::new(store),
     ));
+    if let Some(t) = &cfg.tracing {
+        server.add_service(background_service(
+            "mcpgate tracing",
+            TracingService(t.clone()),
+        ));
+    }
     server.add_service(background_service(
         "mcpgate drain",
         DrainService {
@@ -182,4 +189,5 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
 /// Writes out what is still queued: access-log lines and spans.
 fn before_exit() {
     access_log::flush(std::time::Duration::from_secs(2));
+    otel::flush();
 }

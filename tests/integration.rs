@@ -2,6 +2,8 @@
 //! ephemeral loopback ports, started and stopped by the tests.
 
 mod support;
+mod tls;
+mod tracing;
 mod upstreams;
 
 mod admin;

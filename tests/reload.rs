@@ -80,7 +80,10 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
             loop {
                 match resp.chunk().await {
                     Ok(Some(c)) => {
-                        events.fetch_add(c.windows(5).filter(|w| w == b"data:").count(), Ordering::Relaxed);
+                        events.fetch_add(
+                            c.windows(5).filter(|w| w == b"data:").count(),
+                            Ordering::Relaxed,
+                        );
                     }
                     Ok(None) => return Err::<(), String>("stream ended".to_string()),
                     Err(e) => return Err(format!("stream failed: {e}")),
@@ -149,7 +152,11 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::fs::write(&path, &full).expect("write whole");
     wait_status(&gw, "settled reload", |s| s["generation"] == 3).await;
-    assert_eq!(reloads(&gw, "failure").await, failures, "the half file was read");
+    assert_eq!(
+        reloads(&gw, "failure").await,
+        failures,
+        "the half file was read"
+    );
 
     // 3. An invalid config is refused as a whole, with every problem and its path, reported on
     //    the admin API; the running config stays.
@@ -159,7 +166,10 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
             .replace("debounce: 300ms", "debounce: soon")
             .replace("hosts: [", "hosts: [not a url, "),
     );
-    wait_status(&gw, "refused reload", |s| s["last_attempt"]["result"] == "failure").await;
+    wait_status(&gw, "refused reload", |s| {
+        s["last_attempt"]["result"] == "failure"
+    })
+    .await;
     let s = status(&gw).await;
     assert_eq!(s["generation"], 3, "{s}");
     let paths: Vec<&str> = s["last_attempt"]["problems"]
@@ -171,7 +181,11 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     assert!(paths.contains(&"reload.debounce"), "{s}");
     assert!(paths.contains(&"endpoints[0].backend.hosts[0]"), "{s}");
     assert!(
-        metric_value(&gw.metrics().await, "mcpgate_config_last_reload_successful", &[]) == 0.0
+        metric_value(
+            &gw.metrics().await,
+            "mcpgate_config_last_reload_successful",
+            &[]
+        ) == 0.0
     );
 
     // 4. A missing file keeps the running config and is reported.
@@ -201,7 +215,11 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     assert_eq!(status(&gw).await["generation"], 6);
     assert_eq!(status(&gw).await["last_attempt"]["result"], "success");
     assert!(
-        metric_value(&gw.metrics().await, "mcpgate_config_last_reload_successful", &[]) == 1.0
+        metric_value(
+            &gw.metrics().await,
+            "mcpgate_config_last_reload_successful",
+            &[]
+        ) == 1.0
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -211,22 +229,35 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     for t in load {
         outcomes.extend(t.await.expect("load task"));
     }
-    let failed: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Ok((200, _)))).collect();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !matches!(o, Ok((200, _))))
+        .collect();
     assert!(failed.is_empty(), "failed requests: {failed:?}");
     let versions: std::collections::BTreeSet<&str> = outcomes
         .iter()
         .filter_map(|o| o.as_ref().ok().map(|(_, v)| v.as_str()))
         .collect();
     for v in ["one", "two", "three", "five"] {
-        assert!(versions.contains(v), "no answer from config {v}: {versions:?}");
+        assert!(
+            versions.contains(v),
+            "no answer from config {v}: {versions:?}"
+        );
     }
-    assert!(!versions.contains("four"), "the refused config served requests");
+    assert!(
+        !versions.contains("four"),
+        "the refused config served requests"
+    );
     let posts = up
         .requests()
         .iter()
         .filter(|r| r.method == http::Method::POST)
         .count();
-    assert_eq!(posts, outcomes.len(), "the upstream saw every POST exactly once");
+    assert_eq!(
+        posts,
+        outcomes.len(),
+        "the upstream saw every POST exactly once"
+    );
     assert!(outcomes.len() > 100, "too little load: {}", outcomes.len());
 
     // The streams flowed through every reload and are still open.

@@ -165,13 +165,20 @@ async fn upgrade_hands_over_without_failing_a_request() {
         outcomes.extend(t.await.expect("load task"));
     }
     let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    assert!(failed.is_empty(), "{} failed requests: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {failed:?}",
+        failed.len()
+    );
     assert!(outcomes.len() > 200, "too little load: {}", outcomes.len());
 
     // The old process logged its drain (and flushed its access log before exiting).
     let stderr = old.stderr();
     assert!(stderr.contains("draining"), "{stderr}");
-    assert!(stderr.contains("drained: every request finished"), "{stderr}");
+    assert!(
+        stderr.contains("drained: every request finished"),
+        "{stderr}"
+    );
     let log = old.access_log();
     assert!(
         log.iter()

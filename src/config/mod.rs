@@ -49,6 +49,9 @@ pub struct FileConfig {
     /// Redis for fleet-wide rate limits (`store: redis`).
     #[serde(default)]
     pub redis: Option<crate::policy::redis_store::RedisConfig>,
+    /// OpenTelemetry tracing over OTLP/HTTP (off unless set).
+    #[serde(default)]
+    pub tracing: Option<crate::observability::otel::TracingConfig>,
     /// Hot reload: watch the config file and reload when it changes (SIGHUP and
     /// `POST /reload` always work).
     #[serde(default)]
@@ -191,6 +194,8 @@ pub const DEFAULT_INPUT_HEADERS: &[&str] = &[
     "Mcp-Method",
     "Mcp-Name",
     "Mcp-Param-*",
+    "traceparent",
+    "tracestate",
 ];
 
 /// One MCP endpoint: a path on the gateway relayed to a backend.

@@ -23,6 +23,9 @@ pub fn check(cfg: &FileConfig, problems: &mut Vec<Problem>) {
     check_access_log(&cfg.access_log, problems);
     duration_field(&cfg.reload.interval, "reload.interval", problems);
     duration_field(&cfg.reload.debounce, "reload.debounce", problems);
+    if let Some(t) = &cfg.tracing {
+        t.check("tracing", problems);
+    }
     if cfg.endpoints.is_empty() {
         problems.push(Problem::new("endpoints", "at least one endpoint is needed"));
     }
@@ -52,6 +55,9 @@ pub fn check_leniently(value: &Value, problems: &mut Vec<Problem>) {
     if let Some(r) = part::<crate::runtime::watch::ReloadSettings>(value, "reload") {
         duration_field(&r.interval, "reload.interval", problems);
         duration_field(&r.debounce, "reload.debounce", problems);
+    }
+    if let Some(t) = part::<crate::observability::otel::TracingConfig>(value, "tracing") {
+        t.check("tracing", problems);
     }
     let parsed: Vec<(usize, EndpointConfig)> = value
         .get("endpoints")

@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod mcp;
 pub mod metrics;
+pub mod otel;
 mod request;
 
 pub use request::{is_event_stream, request_finished, response_started};

@@ -67,6 +67,27 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         (None, Some(e)) => Some(e.etype().as_str().to_string()),
         (None, None) => None,
     };
+    if let Some(span) = ctx.span.take() {
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        // What inspection read; else what the client's MCP headers claim (2026-07-28).
+        let (mcp_method, tool) = match &ctx.mcp {
+            Some(crate::mcp::inspect::Inspected::Single(m)) => (m.method.as_deref(), m.tool()),
+            Some(_) => (Some("batch"), None),
+            None => {
+                let method = header("mcp-method");
+                let tool = header("mcp-name").filter(|_| method == Some("tools/call"));
+                (method, tool)
+            }
+        };
+        span.end(super::otel::Outcome {
+            endpoint: endpoint.map(|ep| (ep.name.as_str(), ep.path.as_str())),
+            mcp_method,
+            tool,
+            status,
+            error: error.as_deref(),
+            upstream: host.map(|h| h.url.as_str()),
+        });
+    }
     access_log::log(AccessRecord {
         started: Some(ctx.started_wall),
         client: ctx.client_ip.map(|ip| ip.to_string()),

@@ -71,12 +71,11 @@ pub struct RequestCtx {
     /// Counts this request as in flight until it ends (a draining process waits for it).
     pub in_flight: crate::runtime::drain::InFlight,
     /// The upstream connection's descriptor and addresses.
-    pub upstream_socket: Option<(
-        std::os::fd::RawFd,
-        Arc<pingora::protocols::SocketDigest>,
-    )>,
+    pub upstream_socket: Option<(std::os::fd::RawFd, Arc<pingora::protocols::SocketDigest>)>,
     /// A long-lived GET stream, registered so a drain can end it.
     pub stream: Option<crate::runtime::drain::StreamGuard>,
+    /// The request's trace span, when tracing is on.
+    pub span: Option<Box<crate::observability::otel::RequestSpan>>,
 }
 
 /// A request of a pinned session.
@@ -124,6 +123,7 @@ impl RequestCtx {
             in_flight: crate::runtime::drain::InFlight::start(),
             upstream_socket: None,
             stream: None,
+            span: None,
         }
     }
 

@@ -61,6 +61,7 @@ impl ProxyHttp for Gateway {
             .snapshot
             .client_address
             .resolve(peer, session.req_header());
+        ctx.span = observability::otel::start(session.req_header());
         Ok(())
     }
 
@@ -117,6 +118,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.upstream_sent = Some(Instant::now());
         headers::rewrite_upstream_request(session, upstream_request, ctx)?;
+        if let Some(span) = &ctx.span {
+            span.inject(upstream_request);
+        }
         pinning::upstream_request(ctx, upstream_request)
     }
 

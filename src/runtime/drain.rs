@@ -199,7 +199,10 @@ impl BackgroundService for DrainService {
             }
             tokio::time::sleep(POLL).await;
         }
-        tracing::info!(streams_ended = streams, "drained: every request finished; exiting");
+        tracing::info!(
+            streams_ended = streams,
+            "drained: every request finished; exiting"
+        );
         for hook in &self.on_exit {
             hook();
         }
@@ -267,7 +270,9 @@ mod tests {
         assert!(!stale.ended_by_drain());
         // The peer sees the connection end.
         let mut buf = [0u8; 1];
-        server_side.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        server_side
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         assert_eq!(server_side.read(&mut buf).expect("read"), 0);
         let _ = server_side.write_all(b"x");
         let id = live.id;

@@ -198,14 +198,17 @@ impl Reloader {
         let path = self.path.clone();
         // Reading and compiling (which resolves host names) block: off the async threads.
         let compiled = tokio::task::spawn_blocking(move || {
-            (fingerprint(&path), crate::server::load_as(&path, generation))
+            (
+                fingerprint(&path),
+                crate::server::load_as(&path, generation),
+            )
         })
         .await
         .map(|(seen, result)| {
             self.note_fingerprint(seen);
             result
         })
-                .map_err(|e| ReloadError::Task(e.to_string()));
+        .map_err(|e| ReloadError::Task(e.to_string()));
         let snapshot = match compiled {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -258,6 +261,9 @@ pub fn restart_required(old: &FileConfig, new: &FileConfig) -> Vec<&'static str>
     }
     if json(&old.access_log) != json(&new.access_log) {
         out.push("access_log");
+    }
+    if old.tracing != new.tracing {
+        out.push("tracing");
     }
     out
 }

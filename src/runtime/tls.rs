@@ -31,7 +31,10 @@ fn certificates(path: &str, at: &str) -> Result<Vec<X509>, Problem> {
     let pem = read(path, at)?;
     match X509::stack_from_pem(&pem) {
         Ok(list) if !list.is_empty() => Ok(list),
-        Ok(_) => Err(Problem::new(at, format!("{path:?} holds no PEM certificate"))),
+        Ok(_) => Err(Problem::new(
+            at,
+            format!("{path:?} holds no PEM certificate"),
+        )),
         Err(e) => Err(Problem::new(
             at,
             format!("{path:?} is not a PEM certificate file: {e}"),
