@@ -172,11 +172,13 @@ if [[ $MODE == systemd ]]; then
   unit_pid_file=$(systemctl show --property=PIDFile --value "$UNIT")
   [[ $unit_pid_file == "$PID_FILE" ]] || die "$UNIT has PIDFile=$unit_pid_file, not $PID_FILE (give --pid-file)"
   say "unit $UNIT, main PID $old, new binary $BIN ($(version_of "$BIN"))"
-  # Early feedback as root; the unit validates again as its own user, in its sandbox.
-  if ! out=$("$BIN" -t -c "$CONF" 2>&1); then
-    printf '%s\n' "$out" >&2
-    die "the new binary refuses $CONF; nothing was changed"
-  fi
+  # The config is validated with the new binary inside the unit (--in-unit), as the unit's user
+  # and with its environment (EnvironmentFile= secrets that ${VAR} references need), not here.
+  started_at=$(date +%s)
+  journal_tail() {
+    command -v journalctl >/dev/null || return 0
+    journalctl -u "$UNIT" --since "@$started_at" --no-pager -o cat 2>/dev/null | tail -n 30 | sed 's/^/  | /' >&2
+  }
   dropin_dir=/run/systemd/system/$UNIT.d
   dropin=$dropin_dir/zz-mcpgate-upgrade.conf
   [[ -e $dropin ]] && die "$dropin exists: another upgrade is running, or one was interrupted (remove it and run systemctl daemon-reload)"
@@ -199,12 +201,16 @@ EOF
   systemctl daemon-reload
   say "upgrading inside $UNIT (systemctl reload runs $HELPER --in-unit)"
   if ! systemctl reload "$UNIT"; then
+    journal_tail
+    # The exit status of --in-unit (1: nothing changed, 2: failed after SIGQUIT), read before the
+    # drop-in goes away with its ExecReload= record.
+    in_unit_status=$(systemctl show --property=ExecReload --value "$UNIT" | grep -o 'status=[0-9]*' | tail -n 1 | cut -d= -f2)
     cleanup
     trap - EXIT
-    if systemctl is-active --quiet "$UNIT" && [[ $(systemctl show --property=MainPID --value "$UNIT") == "$old" ]] && alive "$old"; then
-      die "the upgrade failed before the hand-over; $UNIT still runs PID $old. See: journalctl -u $UNIT -n 50" 1
+    if [[ $in_unit_status == 1 ]] && systemctl is-active --quiet "$UNIT"; then
+      die "the upgrade was refused before the hand-over (see above); $UNIT still runs PID $old" 1
     fi
-    die "the upgrade failed during the hand-over; see journalctl -u $UNIT -n 50 and systemctl status $UNIT (start it again if it is down)" 2
+    die "the upgrade failed (in-unit status ${in_unit_status:-unknown}); see journalctl -u $UNIT -n 50 and systemctl status $UNIT, and start it again if it is down" 2
   fi
   cleanup
   trap - EXIT

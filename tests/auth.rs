@@ -232,10 +232,13 @@ async fn jwt_tokens_from_a_jwks_server() {
     }]})
     .to_string();
     let key = EncodingKey::from_rsa_der(&rsa.private_key_to_der().unwrap());
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
     let jwks_server = crate::upstreams::Upstream::start(axum::Router::new().route(
         "/jwks.json",
         axum::routing::get(move || {
             let body = jwks.clone();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move { ([("content-type", "application/json")], body) }
         }),
     ))
@@ -263,8 +266,26 @@ async fn jwt_tokens_from_a_jwks_server() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
+    let fetched = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(fetched >= 1);
+    // A reload keeps the JWKS cache: a new token verifies without fetching the keys again.
+    let r = reqwest::Client::new()
+        .post(format!("{}/reload", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut fresh = good.clone();
+    fresh["exp"] = (now() + 301).into();
+    let resp = post(&gw)
+        .header("authorization", format!("Bearer {}", token(fresh)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), fetched);
     let seen = up.requests();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 3);
     assert_eq!(
         seen[0].headers["x-user-id"], "alice",
         "claims overwrite what the client sent"
@@ -330,7 +351,7 @@ async fn jwt_tokens_from_a_jwks_server() {
     assert_eq!(resp.status(), 401);
     assert_eq!(
         up.requests().len(),
-        2,
+        3,
         "nothing reaches the upstream on failure"
     );
 }

@@ -16,12 +16,14 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "cmake, perl, cc, promtool, curl, redis-server: present"
+echo "cmake, perl, cc, promtool, curl, redis-server, systemd-analyze, python3-yaml: present"
 
 step "peer dependencies (Node 22, conformance suite, Python mcp SDKs)"
 tests/peers/install.sh
@@ -30,11 +32,11 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
-step "deploy files"
-promtool check config deploy/prometheus/prometheus.yml
-
 step "cargo test (every peer required: a missing redis-server or Python SDK fails, never skips)"
 MCPGATE_REQUIRE_PEERS=1 cargo test --locked
+
+step "deploy files: promtool (config, rules, rule tests, dashboard queries), systemd-analyze, manifests, a live upgrade with deploy/upgrade.sh"
+MCPGATE_BIN=target/debug/mcpgate deploy/check.sh
 
 step "OAuth: the Python SDK's own OAuth flow through the gateway (test authorization server)"
 PEERS_SKIP_INSTALL=1 tests/peers/oauth/run.sh target/debug/mcpgate

@@ -49,8 +49,8 @@ async fn upgrade_hands_over_without_failing_a_request() {
                     let text = String::from_utf8_lossy(&bytes);
                     last_id = text
                         .lines()
-                        .filter_map(|l| l.strip_prefix("id: "))
-                        .last()
+                        .rev()
+                        .find_map(|l| l.strip_prefix("id: "))
                         .map(str::to_string);
                 }
                 // A clean end: the body was complete.

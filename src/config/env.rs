@@ -1,7 +1,8 @@
 //! `${VAR}` substitution in string values (after parsing, so a value can never inject YAML).
 //!
 //! `${VAR}` takes the variable (an error if it is unset), `${VAR:-default}` falls back to
-//! `default`, and `$${` stands for a literal `${`.
+//! `default` when the variable is unset or empty (as in the shell), and `$${` stands for a
+//! literal `${`.
 
 use super::load::Problem;
 use serde_json::Value;
@@ -58,6 +59,7 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             return Err(format!("invalid environment variable name {name:?}"));
         }
         match (lookup(name), default) {
+            (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
             (None, None) => return Err(format!("environment variable {name} is not set")),
@@ -73,7 +75,11 @@ mod tests {
     use super::expand;
 
     fn env(k: &str) -> Option<String> {
-        (k == "TOKEN").then(|| "s3cret".to_string())
+        match k {
+            "TOKEN" => Some("s3cret".to_string()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -83,6 +89,8 @@ mod tests {
             Ok("Bearer s3cret")
         );
         assert_eq!(expand("${NOPE:-x}", env).as_deref(), Ok("x"));
+        assert_eq!(expand("${EMPTY:-x}", env).as_deref(), Ok("x"));
+        assert_eq!(expand("[${EMPTY}]", env).as_deref(), Ok("[]"));
         assert_eq!(expand("$${TOKEN}", env).as_deref(), Ok("${TOKEN}"));
         assert!(expand("${NOPE}", env)
             .unwrap_err()

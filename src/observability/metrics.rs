@@ -302,6 +302,10 @@ impl Metrics {
             .expect("register"),
         };
         m.last_reload_successful.set(1);
+        // Both results exist from the start, so rate() and increase() see the first one.
+        for result in ["success", "failure"] {
+            m.reloads.with_label_values(&[result]).inc_by(0);
+        }
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -394,6 +398,13 @@ impl Metrics {
         self.tool_duration
             .with_label_values(&[endpoint, tool])
             .observe(seconds);
+    }
+
+    /// Drops the state gauges of a host that a reload removed (so no alert keeps firing on a
+    /// host that is gone); its counters stay, as counters do.
+    pub fn forget_host(&self, endpoint: &str, host: &str) {
+        let _ = self.host_healthy.remove_label_values(&[endpoint, host]);
+        let _ = self.breaker_state.remove_label_values(&[endpoint, host]);
     }
 
     /// Counts a reload (`success` or `failure`).

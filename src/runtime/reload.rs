@@ -222,7 +222,18 @@ impl Reloader {
             }
         };
         let restart_required = restart_required(&old.source, &snapshot.source);
+        let hosts = |s: &crate::runtime::snapshot::Snapshot| -> std::collections::HashSet<(String, String)> {
+            s.endpoints
+                .iter()
+                .flat_map(|ep| ep.backend.hosts.iter().map(|h| (ep.name.clone(), h.url.clone())))
+                .collect()
+        };
+        let gone: Vec<(String, String)> =
+            hosts(&old).difference(&hosts(&snapshot)).cloned().collect();
         self.store.swap(snapshot);
+        for (endpoint, host) in gone {
+            metrics().forget_host(&endpoint, &host);
+        }
         metrics().reload("success");
         tracing::info!(generation, ?restart_required, "config reloaded");
         Ok(Report {

@@ -231,8 +231,10 @@ impl Keys {
         if url.scheme() == "http" && !loopback {
             tracing::warn!(at = %p.at, "jwks_url uses plain http: keys could be tampered with in transit");
         }
-        match RemoteJwks::new(url, timings) {
-            Ok(r) => Some(Keys::Remote(Arc::new(r))),
+        // One cache per URL and timings, kept across reloads (the keys are not fetched again).
+        let key = format!("jwks:{url}:{timings:?}");
+        match crate::runtime::shared::shared_try(key, || RemoteJwks::new(url, timings)) {
+            Ok(r) => Some(Keys::Remote(r)),
             Err(e) => p.fail("jwks_url", e),
         }
     }
