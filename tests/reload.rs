@@ -314,3 +314,72 @@ async fn reload_needs_credentials_when_a_token_is_set() {
     assert_eq!(s["generation"], 2);
     assert_eq!(s["last_attempt"]["trigger"], "admin");
 }
+
+#[tokio::test]
+async fn a_host_that_is_down_stays_out_of_rotation_through_a_reload() {
+    let up = mixed().await;
+    let dead = crate::support::dead_addr();
+    let body = |version: &str| {
+        format!(
+            "policies:\n  response_headers:\n    - set: {{name: x-config, value: {version}}}\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{dead}, http://{}]\n      health_check: {{interval: 200ms, timeout: 200ms}}\n",
+            up.addr
+        )
+    };
+    let gw = Gateway::start(&body("one"));
+    let dead_url = format!("http://{dead}");
+    let healthy = |page: &str| {
+        metric_value(
+            page,
+            "mcpgate_upstream_healthy",
+            &[("host", dead_url.as_str())],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while healthy(&gw.metrics().await) != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead host was never marked down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failures = |page: &str| {
+        metric_value(
+            page,
+            "mcpgate_upstream_connect_failures_total",
+            &[("host", dead_url.as_str())],
+        )
+    };
+    let before = failures(&gw.metrics().await);
+    // Another config (a changed header): the backend and its health state carry over.
+    let text = std::fs::read_to_string(gw.config_path()).expect("read");
+    std::fs::write(gw.config_path(), text.replace("value: one", "value: two")).expect("write");
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/reload", gw.admin))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(r.status(), 200);
+    for _ in 0..6 {
+        let r = client
+            .post(gw.url("/mcp"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-config"], "two");
+    }
+    let page = gw.metrics().await;
+    assert_eq!(
+        healthy(&page),
+        0.0,
+        "the reload marked the dead host healthy"
+    );
+    assert_eq!(
+        failures(&page),
+        before,
+        "requests went to the dead host after the reload"
+    );
+}

@@ -394,21 +394,34 @@ fn compile_backend(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut balancer = LoadBalancer::<RoundRobin>::try_from_iter(hosts.iter().map(|h| h.addr))
-        .map_err(|e| vec![Problem::new(format!("{at}.hosts"), e.to_string())])?;
+    // The balancer holds the health state: kept across reloads while the hosts (as resolved),
+    // the health check settings and the TLS material are the same, so a host that is down stays
+    // out of rotation through a reload.
     let hc = &b.health_check;
-    if hc.enabled {
-        balancer.set_health_check(Box::new(HostHealthCheck::new(
-            &hosts,
-            duration(&hc.timeout, Duration::from_secs(1)),
-            hc.path.clone(),
-            hc.healthy_threshold.unwrap_or(1),
-            hc.unhealthy_threshold.unwrap_or(1),
-        )));
-    }
-    for h in &hosts {
-        h.metrics.healthy.set(1);
-    }
+    let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.addr).collect();
+    let key = format!(
+        "balancer:{endpoint}:{:?}:{addrs:?}:{}:{}",
+        b.hosts,
+        serde_json::to_string(hc).unwrap_or_default(),
+        tls.fingerprint
+    );
+    let balancer = shared_try(key, || {
+        let mut balancer = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().copied())
+            .map_err(|e| vec![Problem::new(format!("{at}.hosts"), e.to_string())])?;
+        if hc.enabled {
+            balancer.set_health_check(Box::new(HostHealthCheck::new(
+                &hosts,
+                duration(&hc.timeout, Duration::from_secs(1)),
+                hc.path.clone(),
+                hc.healthy_threshold.unwrap_or(1),
+                hc.unhealthy_threshold.unwrap_or(1),
+            )));
+        }
+        for h in &hosts {
+            h.metrics.healthy.set(1);
+        }
+        Ok::<_, Vec<Problem>>(balancer)
+    })?;
     let pinning = match (b.session_pinning.unwrap_or(true), hosts.len() > 1, sealer) {
         (true, true, Some(sealer)) => Some(Pinning {
             sealer: sealer.clone(),
@@ -420,7 +433,7 @@ fn compile_backend(
         pinning,
         path: b.path.clone().unwrap_or_else(|| endpoint_path.to_string()),
         hosts,
-        balancer: Arc::new(balancer),
+        balancer,
         health_checks: hc.enabled,
         health_interval: duration(&hc.interval, Duration::from_secs(5)),
     })

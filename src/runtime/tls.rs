@@ -104,6 +104,8 @@ pub struct UpstreamTlsMaterial {
     pub ca: Option<Arc<Box<[X509]>>>,
     /// Present this certificate (mTLS).
     pub client: Option<Arc<CertKey>>,
+    /// SHA-256 of the files' contents (state built on the material is rebuilt when it changes).
+    pub fingerprint: String,
 }
 
 impl UpstreamTlsMaterial {
@@ -148,8 +150,23 @@ impl UpstreamTlsMaterial {
             }
             (None, None) => None,
         };
+        let fingerprint = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for path in [&tls.ca, &tls.client_cert, &tls.client_key]
+                .into_iter()
+                .flatten()
+            {
+                h.update(std::fs::read(path).unwrap_or_default());
+            }
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        };
         if problems.is_empty() {
-            Ok(UpstreamTlsMaterial { ca, client })
+            Ok(UpstreamTlsMaterial {
+                ca,
+                client,
+                fingerprint,
+            })
         } else {
             Err(problems)
         }
