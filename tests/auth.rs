@@ -269,11 +269,7 @@ async fn jwt_tokens_from_a_jwks_server() {
     let fetched = fetches.load(std::sync::atomic::Ordering::SeqCst);
     assert!(fetched >= 1);
     // A reload keeps the JWKS cache: a new token verifies without fetching the keys again.
-    let r = reqwest::Client::new()
-        .post(format!("{}/reload", gw.admin))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.reload().await;
     assert_eq!(r.status(), 200);
     let mut fresh = good.clone();
     fresh["exp"] = (now() + 301).into();

@@ -2,7 +2,7 @@
 //! refused config, a half-written file, a missing file, SIGHUP and `POST /reload`. Nothing is
 //! lost: every POST answers 200 and reaches the upstream, every stream keeps flowing.
 
-use crate::support::{metric_value, Gateway};
+use crate::support::{metric_value, post_load, Gateway};
 use crate::upstreams::mixed;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -94,43 +94,16 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
 
     // Steady POST load: four clients, bounded in count and time.
     let stop = Arc::new(AtomicBool::new(false));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (client, url, stop) = (client.clone(), gw.url("/mcp"), stop.clone());
-        load.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let started = Instant::now();
-            while !stop.load(Ordering::Relaxed)
-                && seen.len() < 5_000
-                && started.elapsed() < Duration::from_secs(60)
-            {
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-                    .send()
-                    .await;
-                let outcome = match r {
-                    Ok(r) => {
-                        let s = r.status().as_u16();
-                        let v = r
-                            .headers()
-                            .get("x-config")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_string();
-                        match r.text().await {
-                            Ok(_) => Ok((s, v)),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
-                seen.push(outcome);
-            }
-            seen
-        }));
-    }
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(post_load(
+                client.clone(),
+                gw.url("/mcp"),
+                stop.clone(),
+                (5_000, Duration::ZERO, "x-config"),
+            ))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // 1. A change of the file is applied by the watcher.
@@ -206,11 +179,7 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
         s["generation"] == 5 && s["last_attempt"]["trigger"] == "signal"
     })
     .await;
-    let r = client
-        .post(format!("{}/reload", gw.admin))
-        .send()
-        .await
-        .expect("POST /reload");
+    let r = gw.reload().await;
     assert_eq!(r.status(), 200);
     assert_eq!(status(&gw).await["generation"], 6);
     assert_eq!(status(&gw).await["last_attempt"]["result"], "success");
@@ -231,12 +200,12 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     }
     let failed: Vec<_> = outcomes
         .iter()
-        .filter(|o| !matches!(o, Ok((200, _))))
+        .filter(|o| !matches!(o, Ok((200, _, _))))
         .collect();
     assert!(failed.is_empty(), "failed requests: {failed:?}");
     let versions: std::collections::BTreeSet<&str> = outcomes
         .iter()
-        .filter_map(|o| o.as_ref().ok().map(|(_, v)| v.as_str()))
+        .filter_map(|o| o.as_ref().ok().map(|(_, v, _)| v.as_str()))
         .collect();
     for v in ["one", "two", "three", "five"] {
         assert!(
@@ -296,11 +265,7 @@ async fn reload_needs_credentials_when_a_token_is_set() {
         config("one", up.addr)
     ));
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/reload", gw.admin))
-        .send()
-        .await
-        .expect("POST /reload");
+    let r = gw.reload().await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     let r = client
@@ -354,11 +319,7 @@ async fn a_host_that_is_down_stays_out_of_rotation_through_a_reload() {
     let text = std::fs::read_to_string(gw.config_path()).expect("read");
     std::fs::write(gw.config_path(), text.replace("value: one", "value: two")).expect("write");
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/reload", gw.admin))
-        .send()
-        .await
-        .expect("reload");
+    let r = gw.reload().await;
     assert_eq!(r.status(), 200);
     for _ in 0..6 {
         let r = client

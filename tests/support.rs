@@ -188,6 +188,15 @@ impl Gateway {
             .collect()
     }
 
+    /// `POST /reload` on the admin listener (no credentials).
+    pub async fn reload(&self) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/reload", self.admin))
+            .send()
+            .await
+            .expect("POST /reload")
+    }
+
     /// The `/metrics` page.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin))
@@ -331,4 +340,51 @@ impl Redis {
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status();
     }
+}
+
+/// One answer of [`post_load`]: status, the value of the header asked for, and the body.
+pub type LoadOutcome = Result<(u16, String, String), String>;
+
+/// Sends JSON-RPC POSTs to `url` one after another until `stop` is set, at most `max` of them
+/// and for at most 60 s, pausing `pause` between them; returns every outcome (a transport or
+/// body error is an `Err`). `header` names a response header to report.
+pub async fn post_load(
+    client: reqwest::Client,
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    (max, pause, header): (usize, Duration, &'static str),
+) -> Vec<LoadOutcome> {
+    let mut outcomes = Vec::new();
+    let started = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && outcomes.len() < max
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        let r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .send()
+            .await;
+        outcomes.push(match r {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let value = r
+                    .headers()
+                    .get(header)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                r.text()
+                    .await
+                    .map(|body| (status, value, body))
+                    .map_err(|e| format!("body: {e}"))
+            }
+            Err(e) => Err(e.to_string()),
+        });
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    outcomes
 }

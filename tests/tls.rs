@@ -142,12 +142,7 @@ async fn listener_certificate_rotates_on_reload() {
     let (c2, k2) = ca.issue("second", false);
     write(&dir, "tls.crt", &c2);
     write(&dir, "tls.key", &k2);
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/reload", gw.admin))
-        .send()
-        .await
-        .expect("reload");
+    let r = gw.reload().await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["status"], "reloaded", "{body}");
     assert_eq!(body["restart_required"], serde_json::json!([]), "{body}");
@@ -159,11 +154,7 @@ async fn listener_certificate_rotates_on_reload() {
     let (_, other_key) = ca.issue("other", false);
     write(&dir, "tls.crt", &c3);
     write(&dir, "tls.key", &other_key);
-    let r = client
-        .post(format!("{}/reload", gw.admin))
-        .send()
-        .await
-        .expect("reload");
+    let r = gw.reload().await;
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["problems"][0]["path"], "listen[1].tls.key", "{body}");

@@ -4,7 +4,7 @@
 //! after the hand-over and reconnects to the new one; the old process exits as soon as it has
 //! nothing left, well before its grace period.
 
-use crate::support::{metric_value, Gateway};
+use crate::support::{metric_value, post_load, Gateway};
 use crate::upstreams::mixed;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,36 +62,16 @@ async fn upgrade_hands_over_without_failing_a_request() {
 
     // Continuous POSTs, bounded in count and time.
     let stop = Arc::new(AtomicBool::new(false));
-    let mut load = Vec::new();
-    for _ in 0..3 {
-        let (client, url, stop) = (fresh.clone(), old.url("/mcp"), stop.clone());
-        load.push(tokio::spawn(async move {
-            let mut outcomes = Vec::new();
-            let started = Instant::now();
-            while !stop.load(Ordering::Relaxed)
-                && outcomes.len() < 20_000
-                && started.elapsed() < Duration::from_secs(60)
-            {
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-                    .send()
-                    .await;
-                outcomes.push(match r {
-                    Ok(r) if r.status() == 200 => match r.text().await {
-                        Ok(body) if body.contains("\"echo\"") => Ok(()),
-                        Ok(body) => Err(format!("unexpected body {body}")),
-                        Err(e) => Err(format!("body: {e}")),
-                    },
-                    Ok(r) => Err(format!("status {}", r.status())),
-                    Err(e) => Err(format!("{e}")),
-                });
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            outcomes
-        }));
-    }
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(post_load(
+                fresh.clone(),
+                old.url("/mcp"),
+                stop.clone(),
+                (20_000, Duration::from_millis(5), ""),
+            ))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The new process waits for the sockets; the old one hands them over on SIGQUIT.
@@ -164,7 +144,14 @@ async fn upgrade_hands_over_without_failing_a_request() {
     for t in load {
         outcomes.extend(t.await.expect("load task"));
     }
-    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok((200, _, body)) if body.contains("\"echo\"") => None,
+            Ok((status, _, body)) => Some(format!("{status} {body}")),
+            Err(e) => Some(e.clone()),
+        })
+        .collect();
     assert!(
         failed.is_empty(),
         "{} failed requests: {failed:?}",
