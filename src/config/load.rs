@@ -86,7 +86,10 @@ pub fn load_str(text: &str, json: bool, source_name: &str) -> Result<FileConfig,
     let mut value: Value = if json {
         serde_json::from_str(text).map_err(|e| fail(vec![Problem::new("", format!("{e}"))]))?
     } else {
-        serde_yaml_ng::from_str(text)
+        // Through the YAML crate's own value first: it refuses duplicate keys (a silent "last
+        // one wins" would hide a mistake), which a JSON map would not.
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            .and_then(serde_yaml_ng::from_value)
             .map_err(|e| fail(vec![Problem::new("", format!("invalid YAML: {e}"))]))?
     };
     if value.is_null() {
@@ -194,6 +197,17 @@ pub(crate) fn pointer_to_path(root: &Value, pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let e = load_str(
+            "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\nendpoints: []\n",
+            false,
+            "dup.yaml",
+        )
+        .expect_err("duplicate key");
+        assert!(e.problems[0].message.contains("duplicate"), "{e}");
+    }
 
     #[test]
     fn minimal_config_is_valid() {
