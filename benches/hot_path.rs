@@ -11,6 +11,7 @@
 mod support;
 use support::bench;
 
+use criterion::Criterion;
 use mcpgate::config::{load_str, DEFAULT_INPUT_HEADERS};
 use mcpgate::mcp::jsonrpc::request_shape;
 use mcpgate::proxy::headers::{strip_hop_by_hop, HeaderAllowList, QueryAllowList};
@@ -44,17 +45,18 @@ fn main() {
     let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
 
     println!("mcpgate hot-path micro-benchmark (single thread)");
-    bench("route (path + method)", 2_000_000, || {
+    let mut c = support::criterion();
+    bench(&mut c, "route (path + method)", || {
         black_box(route(black_box(&snapshot), black_box(&req)));
     });
-    bench("header allow-list, 7 headers", 1_000_000, || {
+    bench(&mut c, "header allow-list, 7 headers", || {
         let n = req.headers.keys().filter(|h| allow.allows(h)).count();
         black_box(n);
     });
-    bench("query filter", 1_000_000, || {
+    bench(&mut c, "query filter", || {
         black_box(query.filter(black_box(Some("x=1&token=secret"))));
     });
-    bench("strip hop-by-hop (response)", 500_000, || {
+    bench(&mut c, "strip hop-by-hop (response)", || {
         let mut resp = ResponseHeader::build(200, Some(4)).expect("response");
         resp.insert_header("content-type", "text/event-stream")
             .expect("h");
@@ -62,13 +64,27 @@ fn main() {
         strip_hop_by_hop(&mut resp);
         black_box(resp);
     });
-    bench("JSON-RPC id (error path only)", 500_000, || {
+    bench(&mut c, "JSON-RPC id (error path only)", || {
         black_box(request_shape(black_box(body)));
     });
-    auth_chain();
+    metrics_recording(&mut c);
+    auth_chain(&mut c);
 }
 
-fn auth_chain() {
+/// What the logging phase records per request: the request counter and duration histogram of
+/// the endpoint (children resolved once per snapshot), body byte counters, upstream TTFB.
+fn metrics_recording(c: &mut Criterion) {
+    let m = mcpgate::observability::metrics::EndpointMetrics::new("bench");
+    let method = http::Method::POST;
+    bench(c, "metrics: record one request (logging phase)", || {
+        m.observe(black_box(&method), black_box(200), black_box(0.0012));
+        m.request_bytes.inc_by(black_box(1024));
+        m.response_bytes.inc_by(black_box(1100));
+        m.upstream_ttfb.observe(black_box(0.0008));
+    });
+}
+
+fn auth_chain(c: &mut Criterion) {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     use mcpgate::policy::auth::{api_key, jwt, AuthConfig, Authenticator};
     jwt::install_crypto_provider();
@@ -131,36 +147,21 @@ fn auth_chain() {
     let none_req = request("x-other", "1");
 
     println!("\nauthentication chain, per request (single thread)");
-    bench("auth: none (no credentials checked)", 1_000_000, || {
+    bench(c, "auth: none (no credentials checked)", || {
         black_box(rt.block_on(async { black_box(&none_req).headers.len() }));
     });
-    let run = |name: &str, n: u32, a: &Authenticator, r: &RequestHeader| {
+    let mut run = |name: &str, a: &Authenticator, r: &RequestHeader| {
         assert!(
             rt.block_on(a.authenticate(r)).is_ok(),
             "{name} must authenticate"
         );
-        bench(name, n, || {
+        bench(c, name, || {
             black_box(rt.block_on(a.authenticate(black_box(r))).is_ok());
         });
     };
-    run(
-        "auth: API key (SHA-256, constant time)",
-        200_000,
-        &api,
-        &api_req,
-    );
-    run("auth: JWT HS256, cached", 200_000, &hs_cached, &hs_req);
-    run("auth: JWT RS256, cached", 200_000, &rs_cached, &rs_req);
-    run(
-        "auth: JWT HS256, full verification",
-        50_000,
-        &hs_uncached,
-        &hs_req,
-    );
-    run(
-        "auth: JWT RS256, full verification",
-        5_000,
-        &rs_uncached,
-        &rs_req,
-    );
+    run("auth: API key (SHA-256, constant time)", &api, &api_req);
+    run("auth: JWT HS256, cached", &hs_cached, &hs_req);
+    run("auth: JWT RS256, cached", &rs_cached, &rs_req);
+    run("auth: JWT HS256, full verification", &hs_uncached, &hs_req);
+    run("auth: JWT RS256, full verification", &rs_uncached, &rs_req);
 }

@@ -44,13 +44,14 @@ fn main() {
     let mut req = RequestHeader::build("POST", b"/mcp", None).expect("request");
     req.insert_header("x-client", "tenant-42").expect("header");
     println!("mcpgate traffic-management micro-benchmark (single thread)");
+    let mut c = support::criterion();
 
     let snap = snapshot(None);
     let ep = &snap.endpoints[0];
     let mut clients = 0u32;
     let memory_ns = bench(
+        &mut c,
         "rate limit, in process (1 limit, header key)",
-        1_000_000,
         || {
             clients = clients.wrapping_add(1);
             let facts = KeyFacts {
@@ -63,7 +64,7 @@ fn main() {
             black_box(d.is_ok());
         },
     );
-    bench("concurrency count + release", 1_000_000, || {
+    bench(&mut c, "concurrency count + release", || {
         let facts = KeyFacts {
             req: &req,
             client_ip: None,
@@ -74,7 +75,7 @@ fn main() {
     });
     let host = &ep.backend.hosts[0];
     if let Some(b) = &host.breaker {
-        bench("circuit breaker admit (closed)", 2_000_000, || {
+        bench(&mut c, "circuit breaker admit (closed)", || {
             black_box(b.admit(Instant::now(), &host.metrics, &host.url));
         });
     }
@@ -93,10 +94,10 @@ fn main() {
             "0b8f6c3e-2a8e-4f7e-9a51-3f6c1d2b7e90",
         )
         .expect("seal");
-    bench("session id seal (AES-256-GCM)", 200_000, || {
+    bench(&mut c, "session id seal (AES-256-GCM)", || {
         black_box(sealer.seal("/mcp", "http://127.0.0.1:3000", "0b8f6c3e-2a8e"));
     });
-    bench("session id open", 200_000, || {
+    bench(&mut c, "session id open", || {
         black_box(sealer.open("/mcp", black_box(&token)));
     });
 

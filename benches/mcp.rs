@@ -58,29 +58,26 @@ endpoints:
         "mcpgate MCP-awareness micro-benchmark (single thread), body {} bytes",
         body.len()
     );
+    let mut c = support::criterion();
     let allow = HeaderAllowList::new(DEFAULT_INPUT_HEADERS);
-    let relay = bench("plain relay: route + header allow-list", 1_000_000, || {
+    let relay = bench(&mut c, "plain relay: route + header allow-list", || {
         black_box(route(black_box(&snapshot), black_box(&req)));
         for (name, _) in req.headers.iter() {
             black_box(allow.allows(name));
         }
     });
-    let parse = bench("inspect ~1 KB tools/call", 200_000, || {
+    let parse = bench(&mut c, "inspect ~1 KB tools/call", || {
         black_box(inspect(black_box(body.as_bytes())).is_ok());
     });
     let message = inspect(body.as_bytes()).expect("valid");
-    let header = bench(
-        "header consistency (Mcp-Method, Mcp-Name)",
-        1_000_000,
-        || {
-            black_box(mcp_headers::check(&req, &message).is_ok());
-        },
-    );
+    let header = bench(&mut c, "header consistency (Mcp-Method, Mcp-Name)", || {
+        black_box(mcp_headers::check(&req, &message).is_ok());
+    });
     let tools = ep.policies.tools.as_ref().expect("tool policy");
-    let list = bench("tool allow-list decision", 2_000_000, || {
+    let list = bench(&mut c, "tool allow-list decision", || {
         black_box(tools.allows(black_box("search_web"), None));
     });
-    let cel = bench("CEL rule (tool, arguments, roles)", 200_000, || {
+    let cel = bench(&mut c, "CEL rule (tool, arguments, roles)", || {
         let facts = Facts {
             req: &req,
             client_ip: None,
@@ -98,7 +95,7 @@ endpoints:
             tools.join(",")
         )
     };
-    bench("filter a 20-tool tools/list answer (JSON)", 20_000, || {
+    bench(&mut c, "filter a 20-tool tools/list answer (JSON)", || {
         black_box(filter_json(black_box(tools_list.as_bytes()), &|t| {
             !t.get().contains("tool_7")
         }));
