@@ -33,6 +33,9 @@ pub fn response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> pingo
         }
         return Ok(());
     }
+    if !resp.headers.contains_key(header::WWW_AUTHENTICATE) {
+        return Ok(());
+    }
     let url = format!("{}{WELL_KNOWN}{}", public_url(ctx), ep.path);
     let rewritten: Vec<String> = resp
         .headers
