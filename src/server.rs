@@ -33,15 +33,10 @@ pub struct RunFlags {
     pub config_path: Option<std::path::PathBuf>,
 }
 
-/// Loads, validates and compiles a config file: every problem, with its path.
+/// Loads, validates and compiles a config file (generation 1): every problem, with its path.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigError> {
-    load_as(path, 1)
-}
-
-/// Loads a config file as snapshot `generation`.
-pub fn load_as(path: &Path, generation: u64) -> Result<Snapshot, ConfigError> {
     let cfg = config::load_file(path)?;
-    compile(cfg, &path.display().to_string(), generation)
+    compile(cfg, &path.display().to_string(), 1)
 }
 
 /// Compiles a validated config as snapshot `generation`.

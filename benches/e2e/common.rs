@@ -223,6 +223,22 @@ pub struct Percentiles {
     pub mean: f64,
 }
 
+impl Percentiles {
+    /// `p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=.. mean_us=..`, as `run.sh` parses them.
+    pub fn micros(&self) -> String {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        format!(
+            "p50_us={:.0} p90_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} mean_us={:.0}",
+            us(self.p50),
+            us(self.p90),
+            us(self.p99),
+            us(self.p999),
+            us(self.max),
+            self.mean / 1000.0
+        )
+    }
+}
+
 pub fn percentiles(v: &mut [u64]) -> Percentiles {
     if v.is_empty() {
         return Percentiles {

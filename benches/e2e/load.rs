@@ -127,9 +127,8 @@ async fn run(args: Args) {
         }
     }
     let p = common::percentiles(&mut total.lat_ns);
-    let us = |ns: u64| ns as f64 / 1000.0;
     println!(
-        "RESULT rate={} sent={} ok={} non2xx={} errors={} late={} achieved_rps={:.1} p50_us={:.0} p90_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} mean_us={:.0}",
+        "RESULT rate={} sent={} ok={} non2xx={} errors={} late={} achieved_rps={:.1} {}",
         args.rate,
         total.sent,
         total.ok,
@@ -137,12 +136,7 @@ async fn run(args: Args) {
         total.errors,
         total.late,
         p.n as f64 / args.duration,
-        us(p.p50),
-        us(p.p90),
-        us(p.p99),
-        us(p.p999),
-        us(p.max),
-        p.mean / 1000.0,
+        p.micros(),
     );
 }
 

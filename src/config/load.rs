@@ -68,11 +68,20 @@ pub fn schema_json() -> Value {
 
 /// Reads, parses and validates a config file.
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    load_read(path, std::fs::read(path))
+}
+
+/// Parses and validates what reading the config file at `path` gave (for a caller that also
+/// needs the bytes, such as a reload that fingerprints them).
+pub fn load_read(path: &Path, read: std::io::Result<Vec<u8>>) -> Result<FileConfig, ConfigError> {
     let source_name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let fail = |message: String| ConfigError {
         source_name: source_name.clone(),
-        problems: vec![Problem::new("", format!("cannot read the file: {e}"))],
-    })?;
+        problems: vec![Problem::new("", message)],
+    };
+    let bytes = read.map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| fail(format!("cannot read the file: not UTF-8 ({e})")))?;
     let json = path.extension().is_some_and(|e| e == "json");
     load_str(&text, json, &source_name)
 }

@@ -7,7 +7,7 @@ mod env;
 mod load;
 mod validate;
 
-pub use load::{load_file, load_str, schema_json, ConfigError, Problem};
+pub use load::{load_file, load_read, load_str, schema_json, ConfigError, Problem};
 pub use validate::{name_used_before, parse_duration, parse_host_url, HostUrl};
 
 pub use crate::policy::{ClientAddressConfig, PoliciesConfig};

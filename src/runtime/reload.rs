@@ -73,10 +73,14 @@ pub struct Reloader {
 
 /// SHA-256 of a file's content, `None` when it cannot be read.
 pub fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+    digest(&std::fs::read(path))
+}
+
+fn digest(read: &std::io::Result<Vec<u8>>) -> Option<[u8; 32]> {
     use sha2::Digest;
-    std::fs::read(path)
+    read.as_ref()
         .ok()
-        .map(|bytes| sha2::Sha256::digest(&bytes).into())
+        .map(|bytes| sha2::Sha256::digest(bytes).into())
 }
 
 /// Why a reload failed.
@@ -197,11 +201,14 @@ impl Reloader {
         let generation = old.generation + 1;
         let path = self.path.clone();
         // Reading and compiling (which resolves host names) block: off the async threads.
+        // The file is read once: the fingerprint is of the very bytes compiled.
         let compiled = tokio::task::spawn_blocking(move || {
-            (
-                fingerprint(&path),
-                crate::server::load_as(&path, generation),
-            )
+            let read = std::fs::read(&path);
+            let seen = digest(&read);
+            let result = crate::config::load_read(&path, read).and_then(|cfg| {
+                crate::server::compile(cfg, &path.display().to_string(), generation)
+            });
+            (seen, result)
         })
         .await
         .map(|(seen, result)| {
