@@ -15,6 +15,8 @@ use crate::runtime::tls::ListenerCerts;
 use crate::runtime::watch::FileWatch;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -65,6 +67,9 @@ fn server_conf(cfg: &FileConfig, flags: &RunFlags) -> ServerConf {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }),
+        // Work stealing stays on by default: without it (one runtime per thread) a request costs
+        // less CPU, but Pingora's upstream pool loses connections handed between threads (see
+        // benches/RESULTS.md).
         work_stealing: s.work_stealing.unwrap_or(true),
         grace_period_seconds: Some(secs(&s.grace_period, 30)),
         graceful_shutdown_timeout_seconds: Some(secs(&s.graceful_shutdown_timeout, 5)),
@@ -113,7 +118,13 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     );
     for l in cfg.listen.entries() {
         match &l.tls {
-            None => proxy.add_tcp(&l.address),
+            // Plain TCP: Pingora reads straight into its HTTP buffers. Its default 64 KiB read
+            // buffer per connection would add a copy and, held by every open SSE stream,
+            // memory (see benches/RESULTS.md). TLS keeps it: it reads in 16 KiB records.
+            None => proxy.add_listener(
+                ListenerConfig::tcp(l.address.clone())
+                    .l4_buffer(L4BufferSettings::default().read(0)),
+            ),
             Some(_) => {
                 // The certificate is picked at each handshake from the current snapshot, so a
                 // reload rotates it.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of mcpgate, side by side in one run:
-#   direct to the upstream | nginx (plain reverse proxy) | mcpgate, no policies | mcpgate, full chain
+#   direct to the upstream | nginx (plain reverse proxy) | a bare Pingora proxy (the floor of any
+#   Pingora-based gateway) | mcpgate, no policies | mcpgate, full chain
 #
 #   benches/e2e/run.sh [--quick] [--out FILE] [--no-build] [--threads N] [--keep] [--streams N,...]
 #
@@ -13,9 +14,10 @@
 #   --report-only DIR   print the report again from a directory kept with --keep
 #
 # What it does: installs what is missing (Debian wrk, nginx-light, time, iproute2, curl, openssl),
-# builds (release) mcpgate and three helper programs in benches/e2e/ (e2e-upstream: a fast
-# MCP-shaped upstream; e2e-load: a fixed-rate client; sse_client: N concurrent GET streams), starts
-# the upstream, nginx and two mcpgate instances on free loopback ports, then measures, interleaved
+# builds (release) mcpgate and four helper programs in benches/e2e/ (e2e-upstream: a fast
+# MCP-shaped upstream; e2e-bare: a ProxyHttp with no gateway code on the same Pingora; e2e-load: a
+# fixed-rate client; sse_client: N concurrent GET streams), starts the upstream, nginx, the bare
+# Pingora proxy and two mcpgate instances on free loopback ports, then measures, interleaved
 # in rounds with the same load generator and request:
 #   1. throughput and latency of 1 KB JSON-RPC POSTs (wrk), answered in JSON and as SSE;
 #   2. latency at a fixed 1,000 requests/s (e2e-load), as added latency over direct;
@@ -85,7 +87,7 @@ FR_RATE=1000
 FR_CONNS=16
 SSE_RATE=2000                          # new streams a second
 SSE_INTERVAL=1s                        # upstream event interval on GET streams
-TARGETS=(direct nginx mcpgate-plain mcpgate-full)
+TARGETS=(direct nginx pingora-bare mcpgate-plain mcpgate-full)
 if [ -n "$STREAMS" ]; then
     IFS=, read -r -a SSE_COUNTS <<<"$STREAMS"
     for n in "${SSE_COUNTS[@]}"; do
@@ -258,6 +260,16 @@ start_nginx() {
     PID[nginx]=$!; STOPSIG[nginx]=TERM
 }
 
+# ---- bare Pingora ------------------------------------------------------------------------------------
+# The same Pingora version, build profile, thread count and runtime flavour as mcpgate's default
+# (work stealing on); everything else is Pingora's default.
+start_bare() {
+    local cmd=("$BARE" --listen "127.0.0.1:$BARE_PORT" --upstream "127.0.0.1:$UP_PORT" --threads "$THREADS")
+    record_cmd "${cmd[@]}"
+    "${cmd[@]}" >"$T/pingora-bare.log" 2>&1 &
+    PID[pingora-bare]=$!; STOPSIG[pingora-bare]=INT
+}
+
 # ---- mcpgate ---------------------------------------------------------------------------------------
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 make_token() {
@@ -345,8 +357,16 @@ target_port() {
     case "$1" in
         direct) echo "$UP_PORT" ;;
         nginx) echo "$NGINX_PORT" ;;
+        pingora-bare) echo "$BARE_PORT" ;;
         mcpgate-plain) echo "$PLAIN_PORT" ;;
         mcpgate-full) echo "$FULL_PORT" ;;
+    esac
+}
+start_target() { # target (not direct)
+    case "$1" in
+        nginx) start_nginx ;;
+        pingora-bare) start_bare ;;
+        *) start_mcpgate "$1" ;;
     esac
 }
 target_proc() { case "$1" in direct) echo upstream ;; nginx) echo nginx ;; *) echo "$1" ;; esac; }
@@ -454,7 +474,7 @@ sse_run() {
     local t="$1" n="$2" proc; proc=$(target_proc "$t")
     if [ "$t" != direct ]; then
         stop "$proc"
-        if [ "$t" = nginx ]; then start_nginx; else start_mcpgate "$proc"; fi
+        start_target "$t"
         wait_ready "$t"
         sleep 1
     fi
@@ -540,6 +560,7 @@ write_report() {
     rep "- Request: 1 KB JSON-RPC tools/call POST (same bytes and headers to every target, including the JWT); answer ~1 KB JSON, or one SSE event on /mcp-sse"
     rep "- mcpgate-plain: no policies, access log off. mcpgate-full: JWT (HS256), JSON-RPC inspection, tool allow-list, a CEL rule, a rate limit that never trips, metrics; access log off"
     rep "- nginx: proxy_http_version 1.1, proxy_buffering off, proxy_request_buffering off, upstream keepalive 256, access_log off"
+    rep "- pingora-bare: benches/e2e/bare.rs, a ProxyHttp that only names the upstream, on the same Pingora and build as mcpgate, $THREADS threads with work stealing (as mcpgate), Pingora's defaults otherwise: the floor of a Pingora-based gateway"
     rep "- Run time: ${ELAPSED}s (without the build). Ratios are medians of rounds measured side by side, interleaved (order rotated each round)."
     rep ""
 
@@ -615,7 +636,7 @@ write_report() {
     rep "| process | after start | after warm-up | after the load runs |"
     rep "|---|---:|---:|---:|"
     fmt_mem() { awk -v r="${1% *}" -v p="${1#* }" 'BEGIN{printf "%.1f / %.1f", r/1024, p/1024}'; }
-    for p in mcpgate-plain mcpgate-full nginx; do
+    for p in mcpgate-plain mcpgate-full pingora-bare nginx; do
         rep "| $p | $(fmt_mem "${MEM_START[$p]}") | $(fmt_mem "${MEM_WARM[$p]}") | $(fmt_mem "${MEM_LOAD[$p]}") |"
     done
     rep ""
@@ -624,12 +645,16 @@ write_report() {
 
     # Targets of issue 7.
     plain_x=$(awk -v a="$(med json mcpgate-plain rps)" -v b="$(med json nginx rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
+    bare_x=$(awk -v a="$(med json pingora-bare rps)" -v b="$(med json nginx rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
+    plain_bare_x=$(awk -v a="$(med json mcpgate-plain rps)" -v b="$(med json pingora-bare rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
     full_x=$(awk -v a="$(med json mcpgate-full rps)" -v b="$(med json nginx rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
     full_add99=$(awk -v a="$(med fixed mcpgate-full p99_us)" -v b="$(med fixed direct p99_us)" 'BEGIN{printf "%.3f", (a-b)/1000}')
     big=$(awk '$1 == "sse" && $2 == "mcpgate-plain" { n = $3 } END { print n + 0 }' "$RAW")
     sse_line=$(awk -v n="$big" '$1 == "sse" && $2 == "mcpgate-plain" && $3 == n' "$RAW")
     sse_per=$(awk -v a="$(val "$sse_line" rss0)" -v b="$(val "$sse_line" rss1)" -v n="$(val "$sse_line" open_ok)" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/n; else print "n/a" }')
     sse_p99=$(ms "$(val "$sse_line" p99_us)")
+    bare_line=$(awk -v n="$big" '$1 == "sse" && $2 == "pingora-bare" && $3 == n' "$RAW")
+    bare_per=$(awk -v a="$(val "$bare_line" rss0)" -v b="$(val "$bare_line" rss1)" -v n="$(val "$bare_line" open_ok)" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/n; else print "n/a" }')
     idle_mb=$(awk -v r="${MEM_WARM[mcpgate-plain]% *}" 'BEGIN{printf "%.1f", r/1024}')
     verdict() { awk -v x="$1" -v op="$2" -v lim="$3" 'BEGIN{ if (x == "n/a") { print "n/a"; exit } ok = (op == ">=") ? (x >= lim) : (x < lim); print ok ? "met" : "MISSED" }'; }
     rep "### Issue 7 targets (from this run)"
@@ -637,9 +662,12 @@ write_report() {
     rep "| target | goal | measured | |"
     rep "|---|---|---:|---|"
     rep "| plain relay throughput vs nginx | >= 1.0x | ${plain_x}x | $(verdict "$plain_x" '>=' 1.0) |"
+    rep "| (for reference) bare Pingora vs nginx | | ${bare_x}x | |"
+    rep "| (for reference) mcpgate-plain vs bare Pingora | | ${plain_bare_x}x | |"
     rep "| full chain throughput vs nginx | >= 0.8x | ${full_x}x | $(verdict "$full_x" '>=' 0.8) |"
     rep "| full chain p99 added latency at $FR_RATE req/s | < 0.5 ms | $full_add99 ms | $(verdict "$full_add99" '<' 0.5) |"
     rep "| SSE memory per stream (mcpgate-plain, $big streams) | < 16 KiB | $sse_per KiB | $(verdict "$sse_per" '<' 16) |"
+    rep "| (for reference) bare Pingora per stream | | $bare_per KiB | |"
     rep "| SSE relay p99 (mcpgate-plain, $big streams) | < 1 ms | $sse_p99 ms | $(verdict "$sse_p99" '<' 1) |"
     rep "| idle RSS (mcpgate-plain, after warm-up) | < 30 MB | $idle_mb MiB | $(verdict "$idle_mb" '<' 28.6) |"
     rep ""
@@ -709,7 +737,7 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 
-BUILD_CMD="cargo build --release --bin mcpgate --example e2e-upstream --example sse_client --example e2e-load"
+BUILD_CMD="cargo build --release --bin mcpgate --example e2e-upstream --example e2e-bare --example sse_client --example e2e-load"
 if [ "$BUILD" = 1 ]; then
     log "building: $BUILD_CMD"
     $BUILD_CMD >&2 || die "build failed"
@@ -717,10 +745,11 @@ fi
 BIN="$ROOT/target/release"
 MCPGATE="$BIN/mcpgate"
 UPSTREAM="$BIN/examples/e2e-upstream"
+BARE="$BIN/examples/e2e-bare"
 SSE_CLIENT="$BIN/examples/sse_client"
 LOADGEN="$BIN/examples/e2e-load"
 RUN_START=$(date +%s)
-for b in "$MCPGATE" "$UPSTREAM" "$SSE_CLIENT" "$LOADGEN"; do
+for b in "$MCPGATE" "$UPSTREAM" "$BARE" "$SSE_CLIENT" "$LOADGEN"; do
     [ -x "$b" ] || die "missing $b (run without --no-build)"
 done
 
@@ -746,7 +775,7 @@ log "mode $MODE; temporary directory $T"
 make_token
 make_body
 start_upstream
-free_port NGINX_PORT; free_port PLAIN_PORT; free_port PLAIN_ADMIN; free_port FULL_PORT; free_port FULL_ADMIN
+free_port NGINX_PORT; free_port BARE_PORT; free_port PLAIN_PORT; free_port PLAIN_ADMIN; free_port FULL_PORT; free_port FULL_ADMIN
 write_nginx_conf
 write_mcpgate_conf mcpgate-plain "$PLAIN_PORT" "$PLAIN_ADMIN" 0
 write_mcpgate_conf mcpgate-full "$FULL_PORT" "$FULL_ADMIN" 1
@@ -754,9 +783,10 @@ record_cmd "$NGINX" -t -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx
 "$NGINX" -t -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf" >"$T/nginx/check.log" 2>&1 \
     || die "nginx config: $(cat "$T/nginx/check.log")"
 start_nginx
+start_bare
 start_mcpgate mcpgate-plain
 start_mcpgate mcpgate-full
-log "upstream $UP_ADDR, nginx :$NGINX_PORT, mcpgate-plain :$PLAIN_PORT, mcpgate-full :$FULL_PORT"
+log "upstream $UP_ADDR, nginx :$NGINX_PORT, pingora-bare :$BARE_PORT, mcpgate-plain :$PLAIN_PORT, mcpgate-full :$FULL_PORT"
 for t in "${TARGETS[@]}"; do wait_ready "$t"; done
 
 # Each target answers the request as expected, and the full chain really enforces its policies.
@@ -774,14 +804,14 @@ log "checks passed: every target answers; the full chain refuses missing/bad tok
 
 sleep 1
 declare -A MEM_START=()
-for p in nginx mcpgate-plain mcpgate-full; do MEM_START[$p]=$(mem_kb $(proc_pids "$p")); done
+for p in nginx pingora-bare mcpgate-plain mcpgate-full; do MEM_START[$p]=$(mem_kb $(proc_pids "$p")); done
 
 # Warm-up: every target once, not recorded.
 log "warm-up (${WARM}s per target)"
 for t in "${TARGETS[@]}"; do wrk_run warm "$t" 0 /mcp "$WARM" 0; done
 sleep 1
 declare -A MEM_WARM=()
-for p in nginx mcpgate-plain mcpgate-full; do MEM_WARM[$p]=$(mem_kb $(proc_pids "$p")); done
+for p in nginx pingora-bare mcpgate-plain mcpgate-full; do MEM_WARM[$p]=$(mem_kb $(proc_pids "$p")); done
 c0=$(cpu_ticks $(proc_pids mcpgate-plain)); sleep 2; c1=$(cpu_ticks $(proc_pids mcpgate-plain))
 IDLE_CPU_PLAIN=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.1f", (b-a)/hz/2*100}')
 
@@ -806,7 +836,7 @@ for r in $(seq 1 "$FR_ROUNDS"); do
 done
 sleep 1
 declare -A MEM_LOAD=()
-for p in nginx mcpgate-plain mcpgate-full; do MEM_LOAD[$p]=$(mem_kb $(proc_pids "$p")); done
+for p in nginx pingora-bare mcpgate-plain mcpgate-full; do MEM_LOAD[$p]=$(mem_kb $(proc_pids "$p")); done
 
 # SSE streams. The proxy holds 2 descriptors per stream (client and upstream side); the count is
 # capped by the hard open-file limit when that is below what 10k streams need.

@@ -130,7 +130,9 @@ pub struct ServerSettings {
     /// Worker threads of the proxy service (default: the number of CPUs).
     #[serde(default)]
     pub threads: Option<usize>,
-    /// Let idle worker threads steal work from busy ones (default true).
+    /// Let idle worker threads steal work from busy ones (default true). `false` runs one
+    /// single-threaded runtime per thread: less CPU per request, but upstream connections are
+    /// reused less often (see benches/RESULTS.md).
     #[serde(default)]
     pub work_stealing: Option<bool>,
     /// After a graceful upgrade or SIGQUIT: how long the old process keeps serving in-flight

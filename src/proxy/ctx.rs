@@ -161,6 +161,11 @@ pub struct BodyCapture {
 impl BodyCapture {
     /// Keeps `chunk` if the bound allows.
     pub fn push(&mut self, chunk: &Bytes, limit: usize) {
+        // Once a chunk did not fit, later ones are not kept either: the bytes kept are always
+        // the body's beginning, never a beginning and an end glued together.
+        if self.truncated {
+            return;
+        }
         if self.len + chunk.len() <= limit {
             self.len += chunk.len();
             self.chunks.push(chunk.clone());
@@ -182,5 +187,22 @@ impl BodyCapture {
     /// The kept bytes, contiguous.
     pub fn bytes(&self) -> Vec<u8> {
         self.chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_keeps_only_the_beginning_of_a_long_body() {
+        let mut c = BodyCapture::default();
+        c.push(&Bytes::from_static(br#"{"id":1,"text":"aaaa"#), 24);
+        c.push(&Bytes::from_static(b"bbbbbbbbbbbbbbbbbbbbbb"), 24);
+        // Fits in what is left of the bound, but follows a chunk that was dropped.
+        c.push(&Bytes::from_static(br#""}"#), 24);
+        assert!(c.truncated);
+        assert_eq!(c.bytes(), br#"{"id":1,"text":"aaaa"#.to_vec());
+        assert_eq!(c.len(), 20);
     }
 }

@@ -419,7 +419,7 @@ async fn request_shape(session: &mut Session, ctx: &mut RequestCtx) -> Option<Re
     }
     if !ctx.body.complete && !ctx.body.truncated {
         let read_rest = async {
-            while ctx.body.len() < ID_SCAN_LIMIT {
+            while ctx.body.len() < ID_SCAN_LIMIT && !ctx.body.truncated {
                 match session.read_request_body().await {
                     Ok(Some(chunk)) => ctx.body.push(&chunk, ID_SCAN_LIMIT),
                     Ok(None) => {

@@ -127,25 +127,32 @@ pub fn prepare_upstream_request(
     authority: &HeaderValue,
     fwd: &Forwarded<'_>,
 ) -> pingora::Result<()> {
-    let drop: Vec<HeaderName> = req
-        .headers
-        .keys()
-        .filter(|name| *name != header::CONTENT_LENGTH && !allow.allows(name))
-        .cloned()
-        .collect();
-    for name in drop {
-        req.remove_header(&name);
+    // Most requests carry only allowed headers (and `Host`, replaced below): look before
+    // collecting anything to remove.
+    let dropped = |name: &HeaderName| {
+        name != header::CONTENT_LENGTH && name != header::HOST && !allow.allows(name)
+    };
+    if req.headers.keys().any(dropped) {
+        let drop: Vec<HeaderName> = req.headers.keys().filter(|n| dropped(n)).cloned().collect();
+        for name in drop {
+            req.remove_header(&name);
+        }
     }
     req.insert_header(header::HOST, authority.clone())?;
     if let Some(ip) = fwd.client_ip {
-        req.insert_header("x-forwarded-for", ip)?;
+        req.insert_header(X_FORWARDED_FOR, ip)?;
     }
-    req.insert_header("x-forwarded-proto", fwd.proto)?;
+    req.insert_header(X_FORWARDED_PROTO, fwd.proto)?;
     if let Some(h) = &fwd.host {
-        req.insert_header("x-forwarded-host", h.clone())?;
+        req.insert_header(X_FORWARDED_HOST, h.clone())?;
     }
     Ok(())
 }
+
+// Names as static strings: Pingora keeps a `&'static str` name without copying it.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
 
 /// Rewrites the request for the upstream: path and allowed query, allowed headers, `Host`,
 /// `X-Forwarded-*`.
@@ -161,22 +168,22 @@ pub fn rewrite_upstream_request(
         return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no upstream chosen");
     };
     let query = endpoint.input_query.filter(req.uri.query());
-    let path = if ctx.metadata_relay.is_some() {
-        format!(
-            "{}{}",
-            crate::policy::oauth::WELL_KNOWN,
-            endpoint.backend.path
-        )
+    let uri = if ctx.metadata_relay.is_none() && query.is_none() {
+        endpoint.backend.uri.clone()
     } else {
-        endpoint.backend.path.clone()
+        let mut target = String::new();
+        if ctx.metadata_relay.is_some() {
+            target.push_str(crate::policy::oauth::WELL_KNOWN);
+        }
+        target.push_str(&endpoint.backend.path);
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(&q);
+        }
+        target.parse::<http::Uri>().map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "upstream URI", e)
+        })?
     };
-    let target = match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    };
-    let uri = target.parse::<http::Uri>().map_err(|e| {
-        pingora::Error::because(pingora::ErrorType::InternalError, "upstream URI", e)
-    })?;
     req.set_uri(uri);
     let client_ip = ctx.client_ip.map(|ip| ip.to_string());
     let proto = if session

@@ -68,6 +68,9 @@ impl Endpoint {
 pub struct Backend {
     /// Upstream request path.
     pub path: String,
+    /// The same path as a URI, parsed once: the upstream request's URI when no query is
+    /// forwarded (cloning it shares the bytes).
+    pub uri: http::Uri,
     /// The hosts, in config order.
     pub hosts: Vec<Host>,
     /// Round-robin selection over healthy hosts.
@@ -391,6 +394,17 @@ fn compile_backend(
             peer,
         });
     }
+    let path = b.path.clone().unwrap_or_else(|| endpoint_path.to_string());
+    let uri = match path.parse::<http::Uri>() {
+        Ok(u) if u.scheme().is_none() && u.path().starts_with('/') => u,
+        _ => {
+            problems.push(Problem::new(
+                format!("{at}.path"),
+                format!("{path:?} is not a valid request path (it must start with /)"),
+            ));
+            http::Uri::default()
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -431,7 +445,8 @@ fn compile_backend(
     };
     Ok(Backend {
         pinning,
-        path: b.path.clone().unwrap_or_else(|| endpoint_path.to_string()),
+        path,
+        uri,
         hosts,
         balancer,
         health_checks: hc.enabled,
