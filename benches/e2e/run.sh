@@ -5,7 +5,7 @@
 #
 #   benches/e2e/run.sh [--quick] [--out FILE] [--no-build] [--threads N] [--keep] [--streams N,...]
 #
-#   --quick      short run (under ~3 minutes after the build): 2 rounds of 3 s, SSE with 1k streams only
+#   --quick      short run (about 3 minutes after the build): 2 rounds of 3 s, SSE with 1k streams only
 #   --out FILE   also write the report there (default: benches/e2e/last-run.txt)
 #   --no-build   use the binaries already in target/release
 #   --threads N  mcpgate's server.threads and nginx's worker_processes (default: nproc)
