@@ -83,7 +83,12 @@ pub fn init(path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Queues a record; never blocks.
+/// Whether the access log is on (check before building a record).
+pub fn enabled() -> bool {
+    SENDER.get().is_some()
+}
+
+/// Queues a record; never blocks (dropped, and counted, when the writer is behind).
 pub fn log(record: AccessRecord) {
     let Some(tx) = SENDER.get() else { return };
     match tx.try_send(Msg::Record(Box::new(record))) {

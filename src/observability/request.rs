@@ -88,6 +88,9 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
             upstream: host.map(|h| h.url.as_str()),
         });
     }
+    if !access_log::enabled() {
+        return;
+    }
     access_log::log(AccessRecord {
         started: Some(ctx.started_wall),
         client: ctx.client_ip.map(|ip| ip.to_string()),

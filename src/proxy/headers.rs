@@ -233,13 +233,13 @@ pub fn rewrite_upstream_request(
 }
 
 /// Response headers that describe the upstream connection, not the message.
-const HOP_BY_HOP_RESPONSE: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "trailer",
-    "upgrade",
+const HOP_BY_HOP_RESPONSE: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TRAILER,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers from an upstream response (framing stays with Pingora).
@@ -254,8 +254,8 @@ pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive")
         .collect();
-    for name in HOP_BY_HOP_RESPONSE {
-        resp.remove_header(*name);
+    for name in &HOP_BY_HOP_RESPONSE {
+        resp.remove_header(name);
     }
     for name in nominated {
         if name != "content-length" && name != "transfer-encoding" {
