@@ -118,13 +118,13 @@ const KEEP: usize = 15;
 /// Whether `hay` holds a needle not preceded by a backslash (`prev`: the byte before `hay`).
 fn has_tool_error(prev: Option<u8>, hay: &[u8]) -> bool {
     NEEDLES.iter().any(|needle| {
-        hay.windows(needle.len()).enumerate().any(|(i, w)| {
+        memchr::memmem::find_iter(hay, needle).any(|i| {
             let before = if i == 0 {
                 prev
             } else {
                 hay.get(i - 1).copied()
             };
-            w == *needle && before != Some(b'\\')
+            before != Some(b'\\')
         })
     })
 }
@@ -143,5 +143,10 @@ mod tests {
         assert!(!has_tool_error(None, br#"{"text":"say \"isError\":true"}"#));
         assert!(!has_tool_error(Some(b'\\'), br#""isError":true"#));
         assert!(!has_tool_error(None, br#"{"isError":false}"#));
+        // An escaped occurrence does not hide a real one after it.
+        assert!(has_tool_error(
+            None,
+            br#"{"text":"\"isError\":true","isError":true}"#
+        ));
     }
 }
