@@ -201,3 +201,31 @@ endpoints:
     }
     assert!(err.contains("9 problems"), "{err}");
 }
+
+#[test]
+fn backend_path_that_is_not_a_uri_path_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = temp_file(
+        &dir,
+        "bad.yaml",
+        r#"
+listen: 127.0.0.1:8080
+endpoints:
+  - path: /mcp
+    backend:
+      hosts: [http://127.0.0.1:3000]
+      path: "/m<x>"
+  - path: /ok
+    backend:
+      hosts: [http://127.0.0.1:3000]
+      path: /v1/mcp
+"#,
+    );
+    let (code, _, err) = run_cli(&["-c", conf.to_str().unwrap(), "-t"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("endpoints[0].backend.path: \"/m<x>\" is not a valid URI path"),
+        "{err}"
+    );
+    assert!(err.contains("1 problem"), "{err}");
+}

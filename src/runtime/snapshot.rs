@@ -398,9 +398,14 @@ fn compile_backend(
     let uri = match path.parse::<http::Uri>() {
         Ok(u) if u.scheme().is_none() && u.path().starts_with('/') => u,
         _ => {
+            let whose = if b.path.is_some() {
+                ""
+            } else {
+                " (the endpoint's path, used upstream when backend.path is not set)"
+            };
             problems.push(Problem::new(
                 format!("{at}.path"),
-                format!("{path:?} is not a valid request path (it must start with /)"),
+                format!("{path:?}{whose} is not a valid URI path, such as \"/mcp\""),
             ));
             http::Uri::default()
         }
