@@ -6,6 +6,8 @@
 use super::metrics::metrics;
 use crate::proxy::ctx::RequestCtx;
 use crate::proxy::errors::GatewayError;
+use memchr::memmem::Finder;
+use std::sync::LazyLock;
 
 /// MCP methods as label values.
 const METHODS: &[&str] = &[
@@ -111,14 +113,16 @@ pub fn scan_tool_error(ctx: &mut RequestCtx, chunk: &[u8]) {
     ctx.scan_tail = next;
 }
 
-const NEEDLES: [&[u8]; 2] = [b"\"isError\":true", b"\"isError\": true"];
+/// The needles, with their searchers built once (building one costs more than a short search).
+static NEEDLES: LazyLock<[Finder<'static>; 2]> =
+    LazyLock::new(|| [b"\"isError\":true".as_slice(), b"\"isError\": true"].map(Finder::new));
 /// Bytes kept between chunks: one less than the longest needle.
 const KEEP: usize = 15;
 
 /// Whether `hay` holds a needle not preceded by a backslash (`prev`: the byte before `hay`).
 fn has_tool_error(prev: Option<u8>, hay: &[u8]) -> bool {
     NEEDLES.iter().any(|needle| {
-        memchr::memmem::find_iter(hay, needle).any(|i| {
+        needle.find_iter(hay).any(|i| {
             let before = if i == 0 {
                 prev
             } else {

@@ -176,16 +176,21 @@ impl Rules {
             return Ok(());
         }
         let request = self.uses_request.then(|| request_value(facts));
-        let identity = self.uses_identity.then(|| identity_value(facts.identity));
         let messages: &[Message] = match facts.mcp {
             Some(m) => m.messages(),
             None => &[],
         };
         let batch = matches!(facts.mcp, Some(Inspected::Batch(_)));
-        let run = |mcp: Option<&serde_json::Value>| {
-            let vars = JsonVars::new([
-                ("request", request.as_ref()),
-                ("identity", identity.as_ref()),
+        let run = |mcp: Option<Var<'_>>| {
+            let vars = Vars::new([
+                (
+                    "request",
+                    request.as_ref().map(|r| Var::Leaf(Leaf::Json(r))),
+                ),
+                (
+                    "identity",
+                    self.uses_identity.then(|| identity_var(facts.identity)),
+                ),
                 ("mcp", mcp),
             ]);
             let mut cx = Context::with_env(ENV.clone());
@@ -193,11 +198,10 @@ impl Rules {
             self.decide(&cx)
         };
         if !self.uses_mcp || messages.is_empty() {
-            let mcp = self.uses_mcp.then(|| mcp_value(None, facts.req, batch));
-            return run(mcp.as_ref());
+            return run(self.uses_mcp.then(|| mcp_var(None, facts.req, batch)));
         }
         for m in messages {
-            run(Some(&mcp_value(Some(m), facts.req, batch)))?;
+            run(Some(mcp_var(Some(m), facts.req, batch)))?;
         }
         Ok(())
     }
@@ -234,51 +238,123 @@ fn denial(rule: &Rule) -> GatewayError {
     }
 }
 
-/// The variables of one evaluation, read straight from their JSON: for `mcp.arguments.query` the
-/// interpreter asks for the longest name first, so only the leaf it reads is converted (strings
-/// borrowed, not copied). A bare variable (`size(mcp)`, `has(mcp.x)`) is converted once.
-/// Converting whole variables up front cost several times more than running the rules.
-struct JsonVars<'a> {
+/// The variables of one evaluation, read in place: `identity` and `mcp` are records of borrowed
+/// fields (nothing of the message or the claims is copied), `request` is its JSON. For
+/// `mcp.arguments.query` the interpreter asks for the longest name first, so only the leaf it
+/// reads is converted (strings borrowed). A bare variable (`size(mcp)`, `has(mcp.x)`) is
+/// converted once. Converting whole variables up front cost several times more than the rules.
+struct Vars<'a> {
     roots: [Root<'a>; 3],
 }
 
-/// One variable: its name, its JSON, and its whole conversion once needed.
+/// One variable: its name, its fields, and its whole conversion once needed.
 struct Root<'a> {
     name: &'static str,
-    json: Option<&'a serde_json::Value>,
+    var: Option<Var<'a>>,
     whole: OnceLock<Box<dyn Val + 'a>>,
 }
 
-impl<'a> JsonVars<'a> {
-    fn new(roots: [(&'static str, Option<&'a serde_json::Value>); 3]) -> Self {
-        JsonVars {
-            roots: roots.map(|(name, json)| Root {
+/// A variable: a record of named fields, or one value.
+enum Var<'a> {
+    Record(Vec<(&'static str, Leaf<'a>)>),
+    Leaf(Leaf<'a>),
+}
+
+/// A value borrowed from the request, its identity or its message.
+#[derive(Clone, Copy)]
+enum Leaf<'a> {
+    Json(&'a serde_json::Value),
+    Str(&'a str),
+    Bool(bool),
+    List(&'a [String]),
+    /// `{}`, for an absent map (`arguments`, `meta`, `claims`).
+    EmptyMap,
+}
+
+impl<'a> Leaf<'a> {
+    /// An object's field (`None` for anything else, as for a missing key).
+    fn field(self, key: &str) -> Option<Leaf<'a>> {
+        match self {
+            Leaf::Json(v) => v.as_object()?.get(key).map(Leaf::Json),
+            _ => None,
+        }
+    }
+
+    /// An object (a `{}` for anything else).
+    fn map(v: Option<&'a serde_json::Value>) -> Leaf<'a> {
+        match v {
+            Some(v @ serde_json::Value::Object(_)) => Leaf::Json(v),
+            _ => Leaf::EmptyMap,
+        }
+    }
+
+    fn to_val(self) -> Box<dyn Val + 'a> {
+        match self {
+            Leaf::Json(v) => json_to_val(v),
+            Leaf::Str(s) => Box::new(CelString::from(s)),
+            Leaf::Bool(b) => Box::new(CelBool::from(b)),
+            Leaf::List(l) => Box::new(CelList::from(
+                l.iter()
+                    .map(|s| Box::new(CelString::from(s.as_str())) as Box<dyn Val + 'a>)
+                    .collect::<Vec<_>>(),
+            )),
+            Leaf::EmptyMap => Box::new(CelMap::from(HashMap::new())),
+        }
+    }
+}
+
+impl<'a> Var<'a> {
+    fn field(&self, key: &str) -> Option<Leaf<'a>> {
+        match self {
+            Var::Record(fields) => fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v),
+            Var::Leaf(l) => l.field(key),
+        }
+    }
+
+    fn to_val(&self) -> Box<dyn Val + 'a> {
+        match self {
+            Var::Record(fields) => Box::new(CelMap::from(
+                fields
+                    .iter()
+                    .map(|(k, v)| (CelMapKey::from(*k), v.to_val()))
+                    .collect::<HashMap<_, _>>(),
+            )),
+            Var::Leaf(l) => l.to_val(),
+        }
+    }
+}
+
+impl<'a> Vars<'a> {
+    fn new(roots: [(&'static str, Option<Var<'a>>); 3]) -> Self {
+        Vars {
+            roots: roots.map(|(name, var)| Root {
                 name,
-                json,
+                var,
                 whole: OnceLock::new(),
             }),
         }
     }
 }
 
-impl VariableResolver for JsonVars<'_> {
+impl VariableResolver for Vars<'_> {
     fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
         let (head, rest) = match name.split_once('.') {
             Some((h, r)) => (h, Some(r)),
             None => (name, None),
         };
         let root = self.roots.iter().find(|r| r.name == head)?;
-        let json = root.json?;
+        let var = root.var.as_ref()?;
         match rest {
             None => Some(CowVal::Borrowed(
-                root.whole.get_or_init(|| json_to_val(json)).as_ref(),
+                root.whole.get_or_init(|| var.to_val()).as_ref(),
             )),
             Some(path) => {
-                let mut at = json;
-                for segment in path.split('.') {
-                    at = at.as_object()?.get(segment)?;
+                let mut segments = path.split('.');
+                let mut at = var.field(segments.next()?)?;
+                for segment in segments {
+                    at = at.field(segment)?;
                 }
-                Some(CowVal::Owned(json_to_val(at)))
+                Some(CowVal::Owned(at.to_val()))
             }
         }
     }
@@ -336,46 +412,51 @@ fn request_value(f: &Facts<'_>) -> serde_json::Value {
     })
 }
 
-fn identity_value(id: Option<&Identity>) -> serde_json::Value {
-    match id {
-        Some(i) => serde_json::json!({
-            "authenticated": true,
-            "subject": i.subject,
-            "method": i.method.as_str(),
-            "roles": i.roles,
-            "scopes": i.scopes,
-            "claims": if i.claims.is_object() { i.claims.clone() } else { serde_json::json!({}) },
-        }),
-        None => serde_json::json!({
-            "authenticated": false, "subject": "", "method": "", "roles": [], "scopes": [],
-            "claims": {},
-        }),
-    }
+fn identity_var(id: Option<&Identity>) -> Var<'_> {
+    Var::Record(match id {
+        Some(i) => vec![
+            ("authenticated", Leaf::Bool(true)),
+            ("subject", Leaf::Str(&i.subject)),
+            ("method", Leaf::Str(i.method.as_str())),
+            ("roles", Leaf::List(&i.roles)),
+            ("scopes", Leaf::List(&i.scopes)),
+            ("claims", Leaf::map(Some(&i.claims))),
+        ],
+        None => vec![
+            ("authenticated", Leaf::Bool(false)),
+            ("subject", Leaf::Str("")),
+            ("method", Leaf::Str("")),
+            ("roles", Leaf::List(&[])),
+            ("scopes", Leaf::List(&[])),
+            ("claims", Leaf::EmptyMap),
+        ],
+    })
 }
 
-fn mcp_value(m: Option<&Message>, req: &RequestHeader, batch: bool) -> serde_json::Value {
+fn mcp_var<'a>(m: Option<&'a Message>, req: &'a RequestHeader, batch: bool) -> Var<'a> {
     let header = |name: &str| {
         req.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
-            .to_string()
     };
-    let text = |v: Option<&String>| v.cloned().unwrap_or_default();
-    let obj = |v: Option<&serde_json::Value>| match v {
-        Some(v @ serde_json::Value::Object(_)) => v.clone(),
-        _ => serde_json::json!({}),
-    };
-    serde_json::json!({
-        "method": text(m.and_then(|m| m.method.as_ref())),
-        "tool": m.and_then(|m| m.tool()).unwrap_or_default(),
-        "resource": text(m.and_then(|m| m.uri.as_ref())),
-        "arguments": obj(m.and_then(|m| m.arguments.as_ref())),
-        "meta": obj(m.and_then(|m| m.meta.as_ref())),
-        "session": header("mcp-session-id"),
-        "protocol_version": header("mcp-protocol-version"),
-        "batch": batch,
-    })
+    let text = |v: Option<&'a String>| Leaf::Str(v.map(String::as_str).unwrap_or_default());
+    Var::Record(vec![
+        ("method", text(m.and_then(|m| m.method.as_ref()))),
+        (
+            "tool",
+            Leaf::Str(m.and_then(|m| m.tool()).unwrap_or_default()),
+        ),
+        ("resource", text(m.and_then(|m| m.uri.as_ref()))),
+        ("arguments", Leaf::map(m.and_then(|m| m.arguments.as_ref()))),
+        ("meta", Leaf::map(m.and_then(|m| m.meta.as_ref()))),
+        ("session", Leaf::Str(header("mcp-session-id"))),
+        (
+            "protocol_version",
+            Leaf::Str(header("mcp-protocol-version")),
+        ),
+        ("batch", Leaf::Bool(batch)),
+    ])
 }
 
 #[cfg(test)]
@@ -503,6 +584,67 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{}}}"#
         )
         .is_ok());
+    }
+
+    #[test]
+    fn every_field_of_identity_and_mcp_is_readable() {
+        // Each rule denies when its condition holds, and the request below satisfies each.
+        let conditions = [
+            r#"identity.authenticated && identity.subject == "u" && identity.method == "jwt""#,
+            r#"identity.claims.tenant == "t1" && identity.claims.nested.level == 2u"#,
+            r#""read" in identity.scopes && size(identity.roles) == 1 && identity.roles[0] == "user""#,
+            r#"mcp.method == "tools/call" && mcp.tool == "search" && mcp.resource == """#,
+            r#"mcp.arguments.q == "x" && mcp.meta.progressToken == 7u && !mcp.batch"#,
+            r#"mcp.session == "s-1" && mcp.protocol_version == "2025-06-18""#,
+            r#""arguments" in mcp && size(identity) == 6 && identity.claims.size() == 2"#,
+            r#"request.method == "POST" && request.headers["mcp-session-id"] == "s-1""#,
+        ];
+        let req = {
+            let mut r =
+                RequestHeader::build("POST", b"/mcp", None).unwrap_or_else(|e| panic!("{e}"));
+            r.insert_header("mcp-session-id", "s-1")
+                .unwrap_or_else(|e| panic!("{e}"));
+            r.insert_header("mcp-protocol-version", "2025-06-18")
+                .unwrap_or_else(|e| panic!("{e}"));
+            r
+        };
+        let id = Identity {
+            method: AuthMethod::Jwt,
+            subject: "u".into(),
+            roles: vec!["user".into()],
+            scopes: vec!["read".into()],
+            claims: serde_json::json!({"tenant": "t1", "nested": {"level": 2}}),
+        };
+        let m = inspect(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"x"},"_meta":{"progressToken":7}}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // True, not failing (a failing rule denies too): the rule denies, its negation does not.
+        let holds = |when: &str, identity: Option<&Identity>, mcp: Option<&Inspected>| {
+            let facts = Facts {
+                req: &req,
+                client_ip: None,
+                identity,
+                mcp,
+            };
+            let check = |w: &str| {
+                rules(&format!("- {{ name: r, when: '{w}' }}"))
+                    .unwrap_or_else(|p| panic!("{p:?}"))
+                    .check(&facts)
+            };
+            let (yes, no) = (check(when), check(&format!("!({when})")));
+            assert!(
+                matches!(yes, Err(GatewayError::PolicyDenied { .. })) && no.is_ok(),
+                "{when}: {yes:?} / {no:?}"
+            );
+        };
+        for when in conditions {
+            holds(when, Some(&id), Some(&m));
+        }
+        // Anonymous, with no body: every string is "", every list [] and every map {}.
+        holds(
+            r#"!identity.authenticated && identity.subject == "" && size(identity.roles) == 0 && size(identity.claims) == 0 && mcp.tool == "" && size(mcp.arguments) == 0 && size(mcp.meta) == 0"#,
+            None,
+            None,
+        );
     }
 
     #[test]

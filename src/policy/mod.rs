@@ -34,6 +34,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The policy settings, service-wide or of one endpoint.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -407,7 +408,7 @@ impl Policies {
     pub async fn authenticate(
         &self,
         req: &RequestHeader,
-    ) -> Result<Option<auth::identity::Identity>, GatewayError> {
+    ) -> Result<Option<Arc<auth::identity::Identity>>, GatewayError> {
         let Some(authenticator) = &self.auth else {
             return Ok(None);
         };

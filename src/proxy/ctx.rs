@@ -22,7 +22,7 @@ pub struct RequestCtx {
     /// The client's address.
     pub client_ip: Option<IpAddr>,
     /// Who the client is, once authenticated.
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     /// Index of the matched endpoint in the snapshot.
     pub endpoint: Option<usize>,
     /// Index of the upstream host chosen last.

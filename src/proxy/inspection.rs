@@ -73,7 +73,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
             .policies
             .tools
             .as_ref()
-            .is_none_or(|t| t.allows(tool, ctx.identity.as_ref()));
+            .is_none_or(|t| t.allows(tool, ctx.identity.as_deref()));
         if !allowed {
             return Err(GatewayError::ToolDenied {
                 tool: tool.to_string(),

@@ -151,7 +151,7 @@ fn rules(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayError> {
     ep.policies.rules.check(&crate::policy::cel::Facts {
         req: session.req_header(),
         client_ip: ctx.client_ip,
-        identity: ctx.identity.as_ref(),
+        identity: ctx.identity.as_deref(),
         mcp: ctx.mcp.as_ref(),
     })
 }
@@ -175,7 +175,7 @@ async fn limits(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayEr
     let facts = KeyFacts {
         req,
         client_ip: ctx.client_ip,
-        identity: ctx.identity.as_ref(),
+        identity: ctx.identity.as_deref(),
         tools: &tools,
     };
     let stream = req.method == http::Method::GET;

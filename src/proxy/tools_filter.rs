@@ -304,7 +304,7 @@ pub fn on_body(
         &ep.name,
         ep.policies.tools.as_ref().filter(|t| t.filter_list),
         &ep.policies.tool_registry,
-        ctx.identity.as_ref(),
+        ctx.identity.as_deref(),
     );
     match filter.chunk(body.as_ref(), end, &keep) {
         Ok(out) => {

@@ -9,6 +9,7 @@ use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 /// Prefix of the keys made by [`generate_key`], so secret scanners can recognise them.
@@ -70,7 +71,7 @@ pub struct ApiKeys {
     header: HeaderName,
     bearer: bool,
     digests: Vec<[u8; 32]>,
-    identities: Vec<Identity>,
+    identities: Vec<Arc<Identity>>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -107,7 +108,7 @@ impl ApiKeys {
         }
         let empty_key: [u8; 32] = Sha256::digest(b"").into();
         let mut digests: Vec<Option<[u8; 32]>> = Vec::with_capacity(cfg.keys.len());
-        let mut identities: Vec<Identity> = Vec::with_capacity(cfg.keys.len());
+        let mut identities: Vec<Arc<Identity>> = Vec::with_capacity(cfg.keys.len());
         for (i, key) in cfg.keys.iter().enumerate() {
             let (name, here) = (&key.name, |field: &str| format!("keys[{i}].{field}"));
             if name.is_empty() || name.contains(char::is_control) {
@@ -132,13 +133,13 @@ impl ApiKeys {
                 report(&here(&format!("roles[{r}]")), "empty role".into());
             }
             digests.push(digest);
-            identities.push(Identity {
+            identities.push(Arc::new(Identity {
                 method: AuthMethod::ApiKey,
                 subject: key.name.clone(),
                 roles: key.roles.clone(),
                 scopes: Vec::new(),
                 claims: serde_json::Value::Null,
-            });
+            }));
         }
         match header {
             Some(header) if problems.is_empty() => Ok(Self {
@@ -159,7 +160,7 @@ impl ApiKeys {
     /// Finds the key in `headers` and checks it. `Err(Missing)` when the header is absent (or,
     /// for `Authorization`, carries a scheme other than `Bearer`); `Err(Invalid)` when it is
     /// repeated or the key is unknown.
-    pub fn check_headers(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+    pub fn check_headers(&self, headers: &HeaderMap) -> Result<Arc<Identity>, AuthError> {
         let mut values = headers.get_all(&self.header).iter();
         let value = values.next().ok_or(AuthError::Missing)?;
         if values.next().is_some() {
@@ -180,7 +181,7 @@ impl ApiKeys {
     /// Checks a presented key: hashes it with SHA-256 and compares the hash with every
     /// configured hash in constant time, with no early exit, so neither which key matched nor
     /// how many bytes did can be learned from timing.
-    pub fn check(&self, presented: &[u8]) -> Result<Identity, AuthError> {
+    pub fn check(&self, presented: &[u8]) -> Result<Arc<Identity>, AuthError> {
         let digest: [u8; 32] = Sha256::digest(presented).into();
         let (mut found, mut index) = (Choice::from(0), 0u64);
         for (i, known) in (0u64..).zip(&self.digests) {
@@ -272,8 +273,8 @@ mod tests {
         ApiKeys::new(&config(header, entries), AT).expect("valid config")
     }
 
-    fn subject(result: Result<Identity, AuthError>) -> String {
-        result.map_or_else(|e| e.to_string(), |id| id.subject)
+    fn subject(result: Result<Arc<Identity>, AuthError>) -> String {
+        result.map_or_else(|e| e.to_string(), |id| id.subject.clone())
     }
 
     #[test]

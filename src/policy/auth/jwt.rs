@@ -204,7 +204,7 @@ struct Cached {
     digest: [u8; 32],
     exp: u64,
     generation: u64,
-    identity: Identity,
+    identity: Arc<Identity>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -384,8 +384,9 @@ impl JwtVerifier {
     }
 
     /// Verifies a bearer token (the raw token, without "Bearer "). Never logs or returns the
-    /// token. A token verified before (and not expired) costs a hash and a cache lookup.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    /// token. A token verified before (and not expired) costs a hash and a cache lookup (the
+    /// identity is shared, not copied).
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         let inner = &*self.inner;
         if token.is_empty() {
             return Err(AuthError::Invalid("malformed token"));
@@ -407,6 +408,7 @@ impl JwtVerifier {
             }
         }
         let (identity, exp, generation) = self.verify_uncached(token).await?;
+        let identity = Arc::new(identity);
         if let Some(cache) = &inner.cache {
             if exp > now {
                 let entry = Cached {

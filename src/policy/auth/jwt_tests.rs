@@ -291,7 +291,7 @@ async fn valid_rs256_ps256_es256_eddsa_from_a_jwks_url() {
         .unwrap();
     assert_eq!((id.method, id.subject.as_str()), (AuthMethod::Jwt, "alice"));
     assert_eq!(
-        (id.roles, id.scopes),
+        (id.roles.clone(), id.scopes.clone()),
         (vec!["admin".into()], vec!["read".into(), "write".into()])
     );
     assert_eq!(id.claims, c);

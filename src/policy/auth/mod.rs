@@ -100,7 +100,7 @@ impl Authenticator {
     }
 
     /// Authenticates a request.
-    pub async fn authenticate(&self, req: &RequestHeader) -> Result<Identity, AuthError> {
+    pub async fn authenticate(&self, req: &RequestHeader) -> Result<Arc<Identity>, AuthError> {
         let authorization = req
             .headers
             .get(http::header::AUTHORIZATION)
@@ -144,9 +144,9 @@ impl Authenticator {
         &self,
         basic: &Arc<basic::BasicAuth>,
         value: &[u8],
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Arc<Identity>, AuthError> {
         if let Some(cached) = basic.check_cached(value) {
-            return cached;
+            return cached.map(Arc::new);
         }
         // bcrypt is slow on purpose: run it on the blocking pool, a few at a time.
         let _slot = self
@@ -159,6 +159,7 @@ impl Authenticator {
         tokio::task::spawn_blocking(move || basic.check(&value))
             .await
             .unwrap_or(Err(AuthError::Invalid("verification failed")))
+            .map(Arc::new)
     }
 
     /// Request headers to set upstream from the identity (JWT `propagate_claims`).
