@@ -176,21 +176,17 @@ impl Rules {
             return Ok(());
         }
         let request = self.uses_request.then(|| request_value(facts));
+        let request = request.as_ref().map(|r| Var::Leaf(Leaf::Json(r)));
+        let identity = self.uses_identity.then(|| identity_var(facts.identity));
         let messages: &[Message] = match facts.mcp {
             Some(m) => m.messages(),
             None => &[],
         };
         let batch = matches!(facts.mcp, Some(Inspected::Batch(_)));
-        let run = |mcp: Option<Var<'_>>| {
+        let run = |mcp: Option<&Var<'_>>| {
             let vars = Vars::new([
-                (
-                    "request",
-                    request.as_ref().map(|r| Var::Leaf(Leaf::Json(r))),
-                ),
-                (
-                    "identity",
-                    self.uses_identity.then(|| identity_var(facts.identity)),
-                ),
+                ("request", request.as_ref()),
+                ("identity", identity.as_ref()),
                 ("mcp", mcp),
             ]);
             let mut cx = Context::with_env(ENV.clone());
@@ -198,10 +194,11 @@ impl Rules {
             self.decide(&cx)
         };
         if !self.uses_mcp || messages.is_empty() {
-            return run(self.uses_mcp.then(|| mcp_var(None, facts.req, batch)));
+            let mcp = self.uses_mcp.then(|| mcp_var(None, facts.req, batch));
+            return run(mcp.as_ref());
         }
         for m in messages {
-            run(Some(mcp_var(Some(m), facts.req, batch)))?;
+            run(Some(&mcp_var(Some(m), facts.req, batch)))?;
         }
         Ok(())
     }
@@ -250,7 +247,7 @@ struct Vars<'a> {
 /// One variable: its name, its fields, and its whole conversion once needed.
 struct Root<'a> {
     name: &'static str,
-    var: Option<Var<'a>>,
+    var: Option<&'a Var<'a>>,
     whole: OnceLock<Box<dyn Val + 'a>>,
 }
 
@@ -325,7 +322,7 @@ impl<'a> Var<'a> {
 }
 
 impl<'a> Vars<'a> {
-    fn new(roots: [(&'static str, Option<Var<'a>>); 3]) -> Self {
+    fn new(roots: [(&'static str, Option<&'a Var<'a>>); 3]) -> Self {
         Vars {
             roots: roots.map(|(name, var)| Root {
                 name,
@@ -343,7 +340,7 @@ impl VariableResolver for Vars<'_> {
             None => (name, None),
         };
         let root = self.roots.iter().find(|r| r.name == head)?;
-        let var = root.var.as_ref()?;
+        let var = root.var?;
         match rest {
             None => Some(CowVal::Borrowed(
                 root.whole.get_or_init(|| var.to_val()).as_ref(),
