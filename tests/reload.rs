@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// which snapshot answered.
 fn config(version: &str, upstream: std::net::SocketAddr) -> String {
     format!(
-        "reload:\n  watch: true\n  interval: 100ms\n  debounce: 300ms\npolicies:\n  response_headers:\n    - set: {{name: x-config, value: {version}}}\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{upstream}]\n"
+        "reload:\n  watch: true\n  interval: 100ms\n  debounce: 1s\npolicies:\n  response_headers:\n    - set: {{name: x-config, value: {version}}}\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{upstream}]\n"
     )
 }
 
@@ -111,8 +111,9 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     wait_status(&gw, "watch reload", |s| s["generation"] == 2).await;
     assert_eq!(status(&gw).await["last_attempt"]["trigger"], "watch");
 
-    // 2. A half-written file: the first half lands, the rest 100 ms later (under the 300 ms
-    //    debounce). Only the whole file is read: one reload, no failure.
+    // 2. A half-written file: the first half lands, the rest 100 ms later (well under the 1 s
+    //    debounce, so that a busy CI machine that stalls the test for a while still writes the
+    //    rest in time). Only the whole file is read: one reload, no failure.
     let failures = reloads(&gw, "failure").await;
     let path = gw.config_path();
     let full = {
@@ -121,14 +122,16 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
         format!("{head}{}", config("three", up.addr))
     };
     let cut = full.find("endpoints:").expect("endpoints") + 4;
+    let started = Instant::now();
     std::fs::write(&path, &full[..cut]).expect("write half");
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::fs::write(&path, &full).expect("write whole");
+    let gap = started.elapsed();
     wait_status(&gw, "settled reload", |s| s["generation"] == 3).await;
     assert_eq!(
         reloads(&gw, "failure").await,
         failures,
-        "the half file was read"
+        "the half file was read (the whole file followed it after {gap:?}; debounce 1s)"
     );
 
     // 3. An invalid config is refused as a whole, with every problem and its path, reported on
@@ -136,7 +139,7 @@ async fn reload_under_load_loses_no_request_and_cuts_no_stream() {
     rewrite(
         &gw,
         &config("four", up.addr)
-            .replace("debounce: 300ms", "debounce: soon")
+            .replace("debounce: 1s", "debounce: soon")
             .replace("hosts: [", "hosts: [not a url, "),
     );
     wait_status(&gw, "refused reload", |s| {
