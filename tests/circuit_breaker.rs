@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const BREAKER: &str = "      health_check: { enabled: false }\n      circuit_breaker:\n        consecutive_failures: 2\n        open_for: 1s\n";
+const BREAKER: &str = "      health_check: { enabled: false }\n      circuit_breaker:\n        consecutive_failures: 2\n        open_for: 3s\n";
 
 async fn post(client: &reqwest::Client, url: &str) -> reqwest::Response {
     client
@@ -58,7 +58,7 @@ async fn a_failing_host_is_taken_out_and_comes_back_after_a_probe() {
 
     // Recovered, and the open period over: a probe goes through and closes the breaker.
     failing.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     for _ in 0..6 {
         assert_eq!(post(&client, &gw.url("/mcp")).await.status(), 200);
     }

@@ -434,7 +434,12 @@ async fn changed_tool_definitions_are_blocked_until_accepted_and_mcp_metrics_cou
     // A tool never listed is labelled `other`.
     assert_eq!(post(&client, &url, &call(5, "mystery"), &[]).await.0, 200);
 
-    let page = gw.metrics().await;
+    // Counted in the logging phase, after the answer: wait (bounded) for the last one.
+    let page = gw
+        .metrics_when(|p| {
+            metric_value(p, "mcpgate_mcp_requests_total", &[("tool", "other")]) >= 1.0
+        })
+        .await;
     let count = |labels: &[(&str, &str)]| metric_value(&page, "mcpgate_mcp_requests_total", labels);
     assert_eq!(
         count(&[("mcp_method", "tools/list"), ("outcome", "ok")]),

@@ -4,7 +4,6 @@
 
 use crate::mcp_client::run_session;
 use crate::support::{metric_value, Gateway};
-use std::time::Duration;
 
 async fn demo_upstream() -> (
     std::net::SocketAddr,
@@ -49,14 +48,9 @@ async fn rmcp_session_through_the_gateway_matches_a_direct_one() {
     assert_eq!(through.prompts, direct.prompts);
 
     // The session ended with a DELETE that went through the gateway.
-    let mut page = String::new();
-    for _ in 0..50 {
-        page = gw.metrics().await;
-        if metric_value(&page, "mcpgate_requests_total", &[("method", "DELETE")]) >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let page = gw
+        .metrics_when(|p| metric_value(p, "mcpgate_requests_total", &[("method", "DELETE")]) >= 1.0)
+        .await;
     assert!(
         metric_value(
             &page,

@@ -35,24 +35,10 @@ async fn metrics_count_traffic_and_pass_promtool() {
     assert_eq!(refused.status(), 405);
     bytes_to_clients += refused.bytes().await.unwrap().len();
 
-    // The logging phase runs after the response: poll briefly until it is counted.
-    let mut page = String::new();
-    for _ in 0..50 {
-        page = gw.metrics().await;
-        if metric_value(
-            &page,
-            "mcpgate_requests_total",
-            &[
-                ("endpoint", "/mcp"),
-                ("method", "POST"),
-                ("status_class", "2xx"),
-            ],
-        ) >= 3.0
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // The logging phase runs after the response: wait (bounded) until all five are counted.
+    let page = gw
+        .metrics_when(|p| metric_value(p, "mcpgate_requests_total", &[]) >= 5.0)
+        .await;
     assert_eq!(
         metric_value(
             &page,
@@ -157,7 +143,7 @@ async fn metrics_count_traffic_and_pass_promtool() {
     );
 
     // One access-log line per request, JSON, with no query string.
-    let log = gw.access_log();
+    let log = gw.access_log_when(5).await;
     assert_eq!(log.len(), 5, "{log:?}");
     assert!(log
         .iter()

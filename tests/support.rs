@@ -206,6 +206,33 @@ impl Gateway {
             .await
             .expect("metrics body")
     }
+
+    /// The `/metrics` page once `done` holds for it, or after 10 s (the caller's assertions then
+    /// show what was missing). Requests are counted in the logging phase, after the client has
+    /// its answer, so a test reads the counts of its last requests through this.
+    pub async fn metrics_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.metrics().await;
+            if done(&page) || Instant::now() >= deadline {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The access-log lines once there are at least `n`, or after 10 s (the log is written by
+    /// its own thread, after the answer).
+    pub async fn access_log_when(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.access_log();
+            if log.len() >= n || Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Gateway {

