@@ -3,6 +3,7 @@
 
 mod support;
 mod tls;
+mod tools_filter;
 mod tracing;
 mod upstreams;
 

@@ -13,8 +13,13 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The most tool names remembered per endpoint (metric label values are bounded by it).
-pub const MAX_TOOLS: usize = 256;
+/// The most tools whose definitions are tracked per endpoint (tools pinned in config are always
+/// tracked, on top of these).
+pub const MAX_TOOLS: usize = 4096;
+
+/// The most tool names used as metric label values per endpoint (the first seen; later ones are
+/// counted as `other`).
+pub const MAX_LABELS: usize = 256;
 
 /// `policies.tool_pinning:`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -48,6 +53,9 @@ pub struct ToolRecord {
     pub approved: Option<String>,
     /// The hash last seen.
     pub seen: String,
+    /// The name is one of the first [`MAX_LABELS`] seen, used as a metric label value.
+    #[serde(skip)]
+    pub labelled: bool,
 }
 
 impl ToolRecord {
@@ -117,17 +125,21 @@ impl ToolRegistry {
             Some(_) => definition_hash(tool),
             None => String::new(),
         };
-        let mut tools = self.lock();
-        if !tools.contains_key(name) && tools.len() >= MAX_TOOLS {
-            return self.allowed_unrecorded(name, &hash);
-        }
         let pinned = self
             .pinning
             .as_ref()
             .and_then(|(_, p)| p.get(name).cloned());
+        let mut tools = self.lock();
+        let known = tools.len();
+        // A tool pinned in config is always tracked, so a changed one is hidden and its calls
+        // denied however many other tools the upstream lists.
+        if !tools.contains_key(name) && known >= MAX_TOOLS && pinned.is_none() {
+            return self.allowed_unrecorded(name, &hash);
+        }
         let record = tools.entry(name.to_string()).or_insert_with(|| ToolRecord {
             approved: pinned.or_else(|| Some(hash.clone())),
             seen: hash.clone(),
+            labelled: known < MAX_LABELS,
         });
         let was_changed = record.changed();
         let previous = std::mem::replace(&mut record.seen, hash);
@@ -154,7 +166,9 @@ impl ToolRegistry {
 
     /// The metric label for `tool`: its name when configured or seen, else `other`.
     pub fn label<'a>(&self, tool: &'a str) -> &'a str {
-        if self.configured.iter().any(|c| c == tool) || self.lock().contains_key(tool) {
+        if self.configured.iter().any(|c| c == tool)
+            || self.lock().get(tool).is_some_and(|r| r.labelled)
+        {
             tool
         } else {
             "other"
@@ -241,5 +255,35 @@ mod tests {
             pinned: [("x".to_string(), "zz".to_string())].into_iter().collect(),
         };
         assert_eq!(check(&bad, "p")[0].path, "p.pinned.x");
+    }
+
+    #[test]
+    fn a_pinned_tool_is_tracked_past_the_cap_and_labels_stay_bounded() {
+        let evil = serde_json::json!({"name":"evil","description":"Now with exfiltration."});
+        let cfg = ToolPinningConfig {
+            on_change: OnChange::Block,
+            pinned: [("evil".to_string(), "0".repeat(64))].into_iter().collect(),
+        };
+        let r = ToolRegistry::new(Some(&cfg), vec![]);
+        for i in 0..MAX_TOOLS {
+            assert!(r.observe("e", &serde_json::json!({"name": format!("t{i}")})));
+        }
+        // Full: an unpinned newcomer is shown but not tracked; the pinned one is still checked,
+        // hidden and its calls denied.
+        assert!(r.observe("e", &serde_json::json!({"name":"late"})));
+        assert!(!r.snapshot().contains_key("late"));
+        assert!(
+            !r.observe("e", &evil),
+            "changed from its pinned hash: hidden"
+        );
+        assert!(r.blocked("evil"), "and its calls denied");
+        // Only the first MAX_LABELS names are metric labels.
+        assert_eq!(r.label("t0"), "t0");
+        assert_eq!(
+            r.label(&format!("t{}", MAX_LABELS - 1)),
+            format!("t{}", MAX_LABELS - 1)
+        );
+        assert_eq!(r.label(&format!("t{MAX_LABELS}")), "other");
+        assert_eq!(r.label("evil"), "other");
     }
 }

@@ -121,6 +121,7 @@ impl ProxyHttp for Gateway {
         if let Some(span) = &ctx.span {
             span.inject(upstream_request);
         }
+        tools_filter::on_upstream_request(ctx, upstream_request);
         pinning::upstream_request(ctx, upstream_request)
     }
 
@@ -138,7 +139,12 @@ impl ProxyHttp for Gateway {
         if let Some(quota) = &ctx.quota {
             quota.apply(upstream_response)?;
         }
-        tools_filter::on_response_header(ctx, upstream_response, session.is_http2())?;
+        tools_filter::on_response_header(
+            ctx,
+            session.req_header(),
+            upstream_response,
+            session.is_http2(),
+        )?;
         if let Some(ep) = ctx.endpoint() {
             ep.policies
                 .apply_cors(session.req_header(), upstream_response)?;

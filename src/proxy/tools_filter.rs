@@ -136,7 +136,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
 /// A filtered event, or `None` when it carries no `tools/list` result to change.
 fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(event).ok()?;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let lines = sse_lines(text);
     let mut data = String::new();
     let mut first_data = None;
     for (i, line) in lines.iter().enumerate() {
@@ -170,6 +170,31 @@ fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8
         }
     }
     Some(out.into_bytes())
+}
+
+/// The lines of an SSE event, each with its ending: `\r\n`, `\n` or a lone `\r` (all three end
+/// a line for an SSE client, so all three must end one here, or a `data:` line would be missed).
+fn sse_lines(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut lines = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => i += 1,
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' => i += 1,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        lines.push(&text[start..i]);
+        start = i;
+    }
+    if start < bytes.len() {
+        lines.push(&text[start..]);
+    }
+    lines
 }
 
 /// A JSON object's members in their order, values raw.
@@ -256,15 +281,55 @@ fn filter_message(text: &str, keep: &dyn Fn(&RawValue) -> bool) -> Option<String
     Some(out)
 }
 
-/// At the response header: starts filtering a successful `tools/list` answer (the length
-/// changes, so `Content-Length` goes; HTTP/1.1 answers are chunked).
+/// Whether the answer to this request can carry a `tools/list` result: a POST whose inspected
+/// body lists tools, or, on an endpoint that inspects, a GET that resumes a stream
+/// (`Last-Event-ID`), since the upstream then replays the events of an earlier answer, which may
+/// be a tool list.
+fn may_list_tools(ctx: &crate::proxy::ctx::RequestCtx, req: &pingora::http::RequestHeader) -> bool {
+    ctx.lists_tools()
+        || (req.method == http::Method::GET
+            && req.headers.contains_key("last-event-id")
+            && ctx
+                .endpoint()
+                .is_some_and(|ep| ep.policies.inspection.is_some()))
+}
+
+/// Before the request goes upstream: an answer that will be filtered is asked for uncompressed,
+/// since a compressed one cannot be read (`Accept-Encoding` is forwarded only when
+/// `input_headers` names it).
+pub fn on_upstream_request(
+    ctx: &crate::proxy::ctx::RequestCtx,
+    req: &mut pingora::http::RequestHeader,
+) {
+    if may_list_tools(ctx, req) {
+        req.remove_header(&http::header::ACCEPT_ENCODING);
+    }
+}
+
+/// At the response header: starts filtering a successful answer that may list tools (the
+/// length changes, so `Content-Length` goes; HTTP/1.1 answers are chunked). An answer that is
+/// compressed anyway cannot be filtered, so it is refused (502) rather than passed whole.
 pub fn on_response_header(
     ctx: &mut crate::proxy::ctx::RequestCtx,
+    req: &pingora::http::RequestHeader,
     resp: &mut pingora::http::ResponseHeader,
     h2: bool,
 ) -> pingora::Result<()> {
-    if !ctx.lists_tools() || resp.status != http::StatusCode::OK {
+    if resp.status != http::StatusCode::OK || !may_list_tools(ctx, req) {
         return Ok(());
+    }
+    let encoding = resp.headers.get(http::header::CONTENT_ENCODING).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if encoding.is_some_and(|e| !e.is_empty() && e != "identity") {
+        tracing::warn!("tools/list answer refused: it is compressed, so it cannot be filtered");
+        return Err(pingora::Error::explain(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "compressed tools/list answer",
+        )
+        .into_up());
     }
     let content_type = resp
         .headers
@@ -373,6 +438,32 @@ mod tests {
         assert!(
             !out.contains("secret_x") && out.contains("\"add\"") && out.ends_with("}\n\n"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn events_with_lone_cr_line_endings_are_filtered_too() {
+        // An SSE client ends a line at a lone \r as well: such an event must not pass whole.
+        let event = format!("id: 2\revent: message\rdata: {LIST}\r\r");
+        let mut f = ToolsFilter::new(Framing::Sse);
+        let out = f
+            .chunk(Some(&Bytes::from(event)), true, &no_secret)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let out = String::from_utf8(out.to_vec()).unwrap_or_default();
+        assert!(
+            !out.contains("secret_x") && out.contains("\"add\""),
+            "{out:?}"
+        );
+        assert!(
+            out.starts_with("id: 2\revent: message\rdata: {") && out.ends_with("}\r\r"),
+            "{out:?}"
+        );
+        assert_eq!(
+            sse_lines("a\r\nb\nc\rd"),
+            ["a\r\n", "b\n", "c\r", "d"],
+            "every line keeps its own ending"
         );
     }
 
