@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 const PREFIX: &str = "s1.";
 const NONCE: usize = 12;
 const TAG: usize = 16;
-/// Longest session id accepted from a client (a sealed id of a long upstream id stays below).
-pub const MAX_TOKEN: usize = 1024;
+/// Longest sealed session id, issued or accepted: an upstream id of up to about 3,000 bytes
+/// (with its host URL) fits. A longer one is not sealed, since the token could not be accepted
+/// back.
+pub const MAX_TOKEN: usize = 4096;
 
 /// `sessions:` — how session ids are sealed when an endpoint pins sessions to hosts.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -124,7 +126,7 @@ impl Sealer {
         raw.extend_from_slice(&tag);
         let mut out = String::from(PREFIX);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
-        Some(out)
+        (out.len() <= MAX_TOKEN).then_some(out)
     }
 
     /// Opens a token sealed by this key or a previous one; `None` when it does not open.
@@ -213,6 +215,21 @@ mod tests {
             .seal("/mcp", "http://10.0.0.1:3000", "abc-123")
             .unwrap_or_default();
         assert_ne!(t, t2, "random nonce");
+    }
+
+    #[test]
+    fn every_token_issued_is_accepted_back() {
+        let s = sealer(K1, &[]);
+        let long = "x".repeat(2500);
+        let t = s
+            .seal("/mcp", "http://10.0.0.1:3000", &long)
+            .unwrap_or_default();
+        assert!(t.len() <= MAX_TOKEN, "{}", t.len());
+        let opened = s.open("/mcp", &t).map(|o| o.session);
+        assert_eq!(opened.as_deref(), Some(long.as_str()));
+        // Too long to be accepted back: not issued at all.
+        let too_long = "x".repeat(MAX_TOKEN);
+        assert_eq!(s.seal("/mcp", "http://10.0.0.1:3000", &too_long), None);
     }
 
     #[test]
