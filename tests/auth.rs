@@ -194,8 +194,9 @@ async fn an_authenticating_upstream_gets_the_gateways_resource_urls() {
         );
     let up = crate::upstreams::Upstream::start(router).await;
     let gw = Gateway::start(&format!(
-        "public_url: https://gw.example.com\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n",
-        up.addr
+        "public_url: https://gw.example.com\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{a}]\n  - path: /keyed\n    backend:\n      hosts: [http://{a}]\n      path: /mcp\n    policies:\n      auth:\n        api_keys:\n          keys:\n            - {{name: bot, sha256: \"{hash}\"}}\n",
+        a = up.addr,
+        hash = mcpgate::policy::auth::api_key::hash_key("k"),
     ));
     let resp = post(&gw).send().await.unwrap();
     assert_eq!(resp.status(), 401);
@@ -210,6 +211,17 @@ async fn an_authenticating_upstream_gets_the_gateways_resource_urls() {
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["resource"], "https://gw.example.com/mcp");
     assert_eq!(doc["authorization_servers"][0], "https://auth.example.com");
+
+    // An endpoint the gateway authenticates itself, without an `oauth` block, publishes no
+    // metadata: the upstream's is not relayed (it would name authorization servers whose tokens
+    // the gateway does not take).
+    let resp = reqwest::get(gw.url("/.well-known/oauth-protected-resource/keyed"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("authorization_servers").is_none(), "{body}");
+    assert!(body["error"].is_object(), "{body}");
 }
 
 fn now() -> u64 {

@@ -141,6 +141,33 @@ async fn inspection_header_consistency_and_tool_lists_over_json() {
     assert_eq!(body["error"]["reason"], "payload_too_large", "{body}");
     assert_eq!(seen(), 3);
 
+    // A member name in another letter case (read by case-insensitive decoders such as Go's):
+    // refused, not read as the harmless `ping`.
+    let (status, body, _) = post(
+        &client,
+        &url,
+        r#"{"jsonrpc":"2.0","id":13,"method":"ping","Method":"tools/call","params":{"name":"secret_dump"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &(-32700).into()),
+        "{body}"
+    );
+    // A body on a request other than POST is never inspected, so it is refused.
+    let resp = client
+        .delete(&url)
+        .header("content-type", "application/json")
+        .body(call(14, "secret_dump"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert_eq!(body["error"]["reason"], "body_not_allowed", "{body}");
+    assert_eq!(seen(), 3);
+
     // An endpoint that does not inspect passes anything untouched.
     let (status, _, _) = post(&client, &gw.url("/plain"), "{not json", &[]).await;
     assert_eq!(status, 200);

@@ -112,6 +112,10 @@ fn message(v: Value) -> Result<Message, InspectError> {
     let Value::Object(mut obj) = v else {
         return Err(InspectError::Invalid("a message must be an object"));
     };
+    exact_names(
+        &obj,
+        &["jsonrpc", "id", "method", "params", "result", "error"],
+    )?;
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(InspectError::Invalid("\"jsonrpc\" must be \"2.0\""));
     }
@@ -136,6 +140,7 @@ fn message(v: Value) -> Result<Message, InspectError> {
     match obj.remove("params") {
         None => {}
         Some(Value::Object(mut params)) => {
+            exact_names(&params, &["name", "uri", "arguments", "_meta"])?;
             m.name = take_string(&mut params, "name")?;
             m.uri = take_string(&mut params, "uri")?;
             m.arguments = params.remove("arguments");
@@ -212,15 +217,48 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
+        let mut folded = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            if !folded.insert(fold(&key)) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {key:?} (keys that differ only in letter case are duplicates)"
+                )));
             }
             let v = map.next_value_seed(StrictValue)?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
     }
+}
+
+/// A key as a case-insensitive JSON decoder matches it (Go's `encoding/json` does, with Unicode
+/// simple folding: `ſ` is `s`, the Kelvin sign is `k`): two keys with the same fold could be
+/// read as one member by the upstream, so an object may not hold both.
+fn fold(key: &str) -> String {
+    if key.is_ascii() {
+        return key.to_ascii_lowercase();
+    }
+    key.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'ſ' => 's',
+            'ς' => 'σ',
+            c => c,
+        })
+        .collect()
+}
+
+/// Refuses a member whose name folds to one of `names` without being spelled exactly: the
+/// gateway reads the exact name, and a case-insensitive upstream would read the other one.
+fn exact_names(obj: &Map<String, Value>, names: &[&str]) -> Result<(), InspectError> {
+    for key in obj.keys() {
+        if !names.contains(&key.as_str()) && names.contains(&fold(key).as_str()) {
+            return Err(InspectError::Invalid(
+                "member names are case-sensitive (\"Method\" is not \"method\")",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -304,6 +342,57 @@ mod tests {
                 Ok(v) => panic!("{body} accepted: {v:?}"),
             }
         }
+    }
+
+    #[test]
+    fn names_a_case_insensitive_upstream_would_read_differently_are_refused() {
+        // Go's encoding/json matches member names case-insensitively (ſ as s, the Kelvin sign
+        // as k), the last match winning: each of these would let a denied call through as
+        // something the gateway read as harmless.
+        for (body, code) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call","params":{"name":"denied"}}"#,
+                -32700,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","Name":"denied"}}"#,
+                -32700,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","arguments":{"path":"a","PATH":"b"}}}"#,
+                -32700,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","paramſ":1,"params":2}}"#,
+                -32700,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{},"Method":"tools/call"}"#,
+                -32600,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"denied"}}"#,
+                -32600,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"denied"}}"#,
+                -32600,
+            ),
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"\u{212a}ey\":1,\"key\":2}}",
+                -32700,
+            ),
+        ] {
+            match inspect(body.as_bytes()) {
+                Err(e) => assert_eq!(e.code(), code, "{body}: {e}"),
+                Ok(v) => panic!("{body} accepted: {v:?}"),
+            }
+        }
+        // Different names that merely look alike stay distinct, and other members keep any case.
+        let m = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Text":"a","text2":"b"}}}"#,
+        );
+        assert_eq!(m.tool(), Some("echo"));
     }
 
     #[test]

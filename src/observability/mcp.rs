@@ -53,6 +53,7 @@ fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
             | GatewayError::HeaderMismatch(_)
             | GatewayError::InspectionTooLarge { .. }
             | GatewayError::BodyTimeout
+            | GatewayError::BodyNotAllowed
             | GatewayError::BadRequest
             | GatewayError::PayloadTooLarge,
         ) => "invalid",

@@ -382,13 +382,19 @@ fn json_to_val(v: &serde_json::Value) -> Box<dyn Val + '_> {
 }
 
 fn request_value(f: &Facts<'_>) -> serde_json::Value {
-    let mut headers = BTreeMap::new();
+    // Every header a rule could ask about is there: repeated ones joined with ", " (as HTTP
+    // combines them), bytes that are not text replaced, so that neither a second copy nor an
+    // odd byte hides a value from a rule.
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in f.req.headers.iter() {
-        if let Ok(v) = v.to_str() {
-            headers
-                .entry(k.as_str().to_string())
-                .or_insert_with(|| v.to_string());
-        }
+        let v = String::from_utf8_lossy(v.as_bytes());
+        headers
+            .entry(k.as_str().to_string())
+            .and_modify(|all| {
+                all.push_str(", ");
+                all.push_str(&v);
+            })
+            .or_insert_with(|| v.into_owned());
     }
     let query: BTreeMap<String, String> = f
         .req
@@ -595,6 +601,8 @@ mod tests {
             r#"mcp.session == "s-1" && mcp.protocol_version == "2025-06-18""#,
             r#""arguments" in mcp && size(identity) == 6 && identity.claims.size() == 2"#,
             r#"request.method == "POST" && request.headers["mcp-session-id"] == "s-1""#,
+            // A repeated header holds every value; one that is not text is still present.
+            r#"request.headers["x-env"] == "dev, prod" && "x-debug" in request.headers"#,
         ];
         let req = {
             let mut r =
@@ -602,6 +610,13 @@ mod tests {
             r.insert_header("mcp-session-id", "s-1")
                 .unwrap_or_else(|e| panic!("{e}"));
             r.insert_header("mcp-protocol-version", "2025-06-18")
+                .unwrap_or_else(|e| panic!("{e}"));
+            r.append_header("x-env", "dev")
+                .unwrap_or_else(|e| panic!("{e}"));
+            r.append_header("x-env", "prod")
+                .unwrap_or_else(|e| panic!("{e}"));
+            let odd = http::HeaderValue::from_bytes(b"\xff").unwrap_or_else(|e| panic!("{e}"));
+            r.insert_header("x-debug", odd)
                 .unwrap_or_else(|e| panic!("{e}"));
             r
         };

@@ -89,13 +89,15 @@ impl Cors {
             if o == "*" {
                 continue;
             }
+            // A wildcard may only stand for the first label (`https://*.example.com`).
             let valid = o.split_once("://").is_some_and(|(s, rest)| {
-                matches!(s, "http" | "https") && !rest.is_empty() && !rest.contains('/')
+                let host = rest.strip_prefix("*.").unwrap_or(rest);
+                matches!(s, "http" | "https") && !host.is_empty() && !host.contains(['/', '*'])
             });
             if !valid {
                 problems.push(Problem::new(
                     format!("{at}.allowed_origins[{i}]"),
-                    format!("{o:?} is not an origin such as \"https://app.example.com\""),
+                    format!("{o:?} is not an origin such as \"https://app.example.com\" or \"https://*.example.com\" (a wildcard stands only for the first label)"),
                 ));
                 continue;
             }
@@ -400,5 +402,31 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err[0].path, "p.cors.allowed_origins");
+    }
+
+    #[test]
+    fn a_wildcard_anywhere_but_the_first_label_is_an_error() {
+        let err = Cors::compile(
+            &CorsConfig {
+                allowed_origins: vec![
+                    "https://example.*.com".into(),
+                    "https://*.*.example.com".into(),
+                    "https://*".into(),
+                    "https://*.example.com".into(),
+                ],
+                ..Default::default()
+            },
+            "p.cors",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "p.cors.allowed_origins[0]",
+                "p.cors.allowed_origins[1]",
+                "p.cors.allowed_origins[2]"
+            ]
+        );
     }
 }

@@ -59,7 +59,7 @@ fn parse_nets(list: &[String], at: &str, problems: &mut Vec<Problem>) -> Vec<IpN
                 .parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
             match parsed {
-                Ok(n) => Some(n.trunc()),
+                Ok(n) => Some(canonical_net(n.trunc())),
                 Err(_) => {
                     problems.push(Problem::new(
                         format!("{at}[{i}]"),
@@ -107,7 +107,7 @@ impl ClientAddress {
 
     /// The client address of a request from socket peer `peer`.
     pub fn resolve(&self, peer: Option<IpAddr>, req: &RequestHeader) -> Option<IpAddr> {
-        let peer = peer?;
+        let peer = canonical(peer?);
         if !self.is_trusted(&peer) {
             return Some(peer);
         }
@@ -122,7 +122,7 @@ impl ClientAddress {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|s| parse_hop(s.trim()))
+            .filter_map(|s| parse_hop(s.trim()).map(canonical))
             .collect();
         Some(
             hops.iter()
@@ -172,6 +172,19 @@ impl IpFilter {
             return Err(GatewayError::Forbidden("ip_not_allowed"));
         }
         Ok(())
+    }
+}
+
+/// An IPv4-mapped IPv6 network written in the config (`::ffff:10.0.0.0/104`) as the IPv4
+/// network it covers, since addresses are matched as IPv4 (see [`canonical`]).
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|a| ipnet::Ipv4Net::new(a, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        other => other,
     }
 }
 
@@ -238,6 +251,34 @@ mod tests {
         assert_eq!(ca.resolve(ip("127.0.0.1"), &req), ip("203.0.113.9"));
         // Untrusted peer: its own address, whatever the header says.
         assert_eq!(ca.resolve(ip("198.51.100.7"), &req), ip("198.51.100.7"));
+        // A dual-stack listener sees an IPv4 proxy as ::ffff:10.0.0.1: still trusted, and the
+        // client comes out as IPv4.
+        assert_eq!(ca.resolve(ip("::ffff:10.0.0.1"), &req), ip("203.0.113.9"));
+        assert_eq!(
+            ca.resolve(ip("::ffff:198.51.100.7"), &req),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn mapped_networks_in_the_config_match_ipv4_clients() {
+        let f = IpFilter::compile(
+            &IpFilterConfig {
+                allow: vec![],
+                deny: vec!["::ffff:203.0.113.0/120".into()],
+            },
+            "p",
+        )
+        .unwrap();
+        assert_eq!(
+            f.check(ip("203.0.113.5")),
+            Err(GatewayError::Forbidden("ip_denied"))
+        );
+        assert_eq!(
+            f.check(ip("::ffff:203.0.113.5")),
+            Err(GatewayError::Forbidden("ip_denied"))
+        );
+        assert!(f.check(ip("203.0.114.5")).is_ok());
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub fn decode_name(raw: &[u8]) -> Option<String> {
 
 /// Checks `Mcp-Method` and `Mcp-Name` against the body.
 pub fn check(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
+    // Only one copy of each can be checked, and every copy is forwarded.
+    for name in ["mcp-method", "mcp-name"] {
+        if req.headers.get_all(name).iter().nth(1).is_some() {
+            return Err("Mcp-Method and Mcp-Name may appear once each");
+        }
+    }
     let method_h = header(req, "mcp-method");
     let name_h = header(req, "mcp-name");
     let stateless = header(req, "mcp-protocol-version")
@@ -200,6 +206,12 @@ mod tests {
         ] {
             assert!(check(&bad, &b).is_err(), "{:?}", bad.headers);
         }
+        // A second copy could say something else to whatever reads it behind the gateway.
+        let mut twice = req(&[("mcp-method", "tools/call"), ("mcp-name", "héllo")]);
+        twice
+            .append_header("mcp-name", "evil")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(check(&twice, &b).is_err());
         let batch = body(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#);
         assert!(check(&req(&[("mcp-method", "ping")]), &batch).is_err());
         assert_eq!(check(&req(&[]), &batch), Ok(()));

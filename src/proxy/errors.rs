@@ -136,6 +136,11 @@ pub enum GatewayError {
     /// The request body did not arrive in time on an inspecting endpoint (408).
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// A request other than POST carries a body on an inspecting endpoint (400): MCP sends
+    /// JSON-RPC only in POST bodies, and a body the gateway does not inspect could still be read
+    /// by the upstream.
+    #[error("only a POST request may carry a body on this endpoint")]
+    BodyNotAllowed,
     /// The body is larger than an inspecting endpoint can inspect (413).
     #[error("the request body is larger than the {limit} bytes this endpoint inspects")]
     InspectionTooLarge {
@@ -178,6 +183,7 @@ impl GatewayError {
             GatewayError::PolicyDenied { status, .. } => *status,
             GatewayError::InspectionTooLarge { .. } => 413,
             GatewayError::BodyTimeout => 408,
+            GatewayError::BodyNotAllowed => 400,
             GatewayError::Internal => 500,
         }
     }
@@ -211,6 +217,7 @@ impl GatewayError {
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::InspectionTooLarge { .. } => "payload_too_large",
             GatewayError::BodyTimeout => "body_timeout",
+            GatewayError::BodyNotAllowed => "body_not_allowed",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -232,7 +239,7 @@ impl GatewayError {
     /// The JSON-RPC error code (the implementation-defined server-error range, or -32600).
     fn jsonrpc_code(&self) -> i64 {
         match self {
-            GatewayError::BadRequest => -32600,
+            GatewayError::BadRequest | GatewayError::BodyNotAllowed => -32600,
             // The code MCP SDKs use for an unknown session.
             GatewayError::SessionNotFound { .. } => -32001,
             GatewayError::InvalidJsonRpc { code, .. } => *code,

@@ -22,7 +22,10 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
         return Ok(());
     };
     if session.req_header().method != http::Method::POST {
-        return Ok(());
+        return match has_body(session.req_header()) {
+            true => Err(GatewayError::BodyNotAllowed),
+            false => Ok(()),
+        };
     }
     let limit = inspection.max_body.min(ep.policies.limits.max_body);
     let declared = session
@@ -86,4 +89,17 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
         }
     }
     Ok(())
+}
+
+/// Whether a request declares a body: a non-zero `Content-Length`, or any `Transfer-Encoding`.
+fn has_body(req: &pingora::http::RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| {
+                v.as_bytes()
+                    .iter()
+                    .any(|b| !matches!(b, b'0' | b' ' | b'\t'))
+            })
 }

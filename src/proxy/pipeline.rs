@@ -82,6 +82,12 @@ async fn metadata(session: &mut Session, ctx: &mut RequestCtx) -> Option<bool> {
         errors::answer_document(session, &doc).await;
         return Some(true);
     }
+    if ep.policies.auth.is_some() {
+        // The gateway checks this endpoint's credentials and publishes no metadata for it: the
+        // upstream's would name authorization servers whose tokens the gateway does not take.
+        errors::answer(session, ctx, GatewayError::NotFound).await;
+        return Some(true);
+    }
     ctx.metadata_relay = Some(Vec::new());
     Some(false)
 }
