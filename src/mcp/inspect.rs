@@ -217,9 +217,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut folded = std::collections::HashSet::new();
+        let mut seen = Folds::default();
         while let Some(key) = map.next_key::<String>()? {
-            if !folded.insert(fold(&key)) {
+            if !seen.insert(&key, &out) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key {key:?} (keys that differ only in letter case are duplicates)"
                 )));
@@ -228,6 +228,48 @@ impl<'de> Visitor<'de> for StrictVisitor {
             out.insert(key, v);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// The keys of one object, as folded by [`fold`]. A JSON-RPC object has a handful of keys: they
+/// are compared in place, with no allocation for ASCII keys. Past [`Folds::SMALL`] keys a hash
+/// set takes over, so a body with thousands of keys costs linear time, not quadratic.
+#[derive(Default)]
+struct Folds {
+    /// Folds of the non-ASCII keys (the ASCII ones are compared in place).
+    non_ascii: Vec<String>,
+    /// Every fold, once the object is large.
+    set: Option<std::collections::HashSet<String>>,
+}
+
+impl Folds {
+    const SMALL: usize = 16;
+
+    /// Records `key`; `false` when a key of `out` has the same fold.
+    fn insert(&mut self, key: &str, out: &Map<String, Value>) -> bool {
+        if self.set.is_none() && out.len() >= Self::SMALL {
+            let mut set: std::collections::HashSet<String> = out.keys().map(|k| fold(k)).collect();
+            set.extend(self.non_ascii.drain(..));
+            self.set = Some(set);
+        }
+        if let Some(set) = &mut self.set {
+            return set.insert(fold(key));
+        }
+        if key.is_ascii() {
+            let same = |k: &str| k.eq_ignore_ascii_case(key);
+            return !out.keys().any(|k| k.is_ascii() && same(k))
+                && !self.non_ascii.iter().any(|f| same(f));
+        }
+        let folded = fold(key);
+        if out
+            .keys()
+            .any(|k| k.is_ascii() && k.eq_ignore_ascii_case(&folded))
+            || self.non_ascii.contains(&folded)
+        {
+            return false;
+        }
+        self.non_ascii.push(folded);
+        true
     }
 }
 
@@ -388,6 +430,30 @@ mod tests {
                 Ok(v) => panic!("{body} accepted: {v:?}"),
             }
         }
+        // The same in large objects (past the in-place comparison) and in either order.
+        let many: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        for extra in [r#""K7":0"#, r#""\u017f":0,"s":1"#, r#""s":1,"\u017f":0"#] {
+            for body in [
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"a","params":{{{},{extra}}}}}"#,
+                    many.join(",")
+                ),
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"a","params":{{"x":1,"k7":7,{extra}}}}}"#
+                ),
+            ] {
+                let out = inspect(body.as_bytes());
+                assert!(
+                    matches!(&out, Err(e) if e.code() == -32700),
+                    "{body}: {out:?}"
+                );
+            }
+        }
+        let distinct = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"a","params":{{{}}}}}"#,
+            many.join(",")
+        );
+        assert!(inspect(distinct.as_bytes()).is_ok());
         // Different names that merely look alike stay distinct, and other members keep any case.
         let m = one(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Text":"a","text2":"b"}}}"#,
