@@ -248,9 +248,8 @@ impl Folds {
     /// Records `key`; `false` when a key of `out` has the same fold.
     fn insert(&mut self, key: &str, out: &Map<String, Value>) -> bool {
         if self.set.is_none() && out.len() >= Self::SMALL {
-            let mut set: std::collections::HashSet<String> = out.keys().map(|k| fold(k)).collect();
-            set.extend(self.non_ascii.drain(..));
-            self.set = Some(set);
+            self.set = Some(out.keys().map(|k| fold(k)).collect());
+            self.non_ascii.clear();
         }
         if let Some(set) = &mut self.set {
             return set.insert(fold(key));
@@ -294,7 +293,11 @@ fn fold(key: &str) -> String {
 /// gateway reads the exact name, and a case-insensitive upstream would read the other one.
 fn exact_names(obj: &Map<String, Value>, names: &[&str]) -> Result<(), InspectError> {
     for key in obj.keys() {
-        if !names.contains(&key.as_str()) && names.contains(&fold(key).as_str()) {
+        let other_case = match key.is_ascii() {
+            true => names.iter().any(|n| n.eq_ignore_ascii_case(key)),
+            false => names.contains(&fold(key).as_str()),
+        };
+        if other_case && !names.contains(&key.as_str()) {
             return Err(InspectError::Invalid(
                 "member names are case-sensitive (\"Method\" is not \"method\")",
             ));

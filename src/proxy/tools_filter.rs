@@ -121,10 +121,10 @@ fn event_end(buf: &[u8]) -> Option<usize> {
             i += 1;
         }
         let empty = i == line_start;
-        match (buf.get(i), buf.get(i + 1)) {
-            (None, _) | (Some(b'\r'), None) => return None, // a \r may be half of \r\n
-            (Some(b'\r'), Some(b'\n')) => i += 2,
-            _ => i += 1,
+        match buf.get(i) {
+            None => return None,
+            Some(b'\r') if i + 1 == buf.len() => return None, // a \r may be half of \r\n
+            Some(_) => i += line_break(buf, i),
         }
         if empty {
             return Some(i);
@@ -172,6 +172,15 @@ fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8
     Some(out.into_bytes())
 }
 
+/// The length of the line break at `i`: 2 for `\r\n`, 1 for `\n` or `\r`, 0 for none.
+fn line_break(buf: &[u8], i: usize) -> usize {
+    match (buf.get(i), buf.get(i + 1)) {
+        (Some(b'\r'), Some(b'\n')) => 2,
+        (Some(b'\r' | b'\n'), _) => 1,
+        _ => 0,
+    }
+}
+
 /// The lines of an SSE event, each with its ending: `\r\n`, `\n` or a lone `\r` (all three end
 /// a line for an SSE client, so all three must end one here, or a `data:` line would be missed).
 fn sse_lines(text: &str) -> Vec<&str> {
@@ -179,17 +188,14 @@ fn sse_lines(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => i += 1,
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
-            b'\r' => i += 1,
-            _ => {
-                i += 1;
-                continue;
+        match line_break(bytes, i) {
+            0 => i += 1,
+            n => {
+                i += n;
+                lines.push(&text[start..i]);
+                start = i;
             }
         }
-        lines.push(&text[start..i]);
-        start = i;
     }
     if start < bytes.len() {
         lines.push(&text[start..]);
