@@ -248,11 +248,11 @@ else
 fi
 
 # --- scripts ---------------------------------------------------------------------------------------
-run "upgrade.sh, check.sh: bash -n" bash -n $DEPLOY/upgrade.sh $DEPLOY/check.sh
+run "upgrade.sh, check.sh, demo.sh, build-deps.sh: bash -n" bash -n $DEPLOY/upgrade.sh $DEPLOY/check.sh $DEPLOY/demo.sh $DEPLOY/build-deps.sh
 if command -v shellcheck >/dev/null; then
-  run "upgrade.sh, check.sh: shellcheck" shellcheck $DEPLOY/upgrade.sh $DEPLOY/check.sh
+  run "upgrade.sh, check.sh, demo.sh, build-deps.sh: shellcheck" shellcheck $DEPLOY/upgrade.sh $DEPLOY/check.sh $DEPLOY/demo.sh $DEPLOY/build-deps.sh
 else
-  skip "upgrade.sh, check.sh: shellcheck" "shellcheck not installed (Debian package shellcheck)"
+  skip "upgrade.sh, check.sh, demo.sh, build-deps.sh: shellcheck" "shellcheck not installed (Debian package shellcheck)"
 fi
 
 # --- live graceful upgrade ---------------------------------------------------------------------------

@@ -31,6 +31,21 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+/// rmcp answers a session-ending DELETE with `202 Accepted`; the Python SDK accepts only 200 or
+/// 204 there (it logs "Session termination failed: 202"), and the TypeScript SDK any 2xx. The
+/// demo answers `200 OK` with the same empty body, which every official SDK accepts.
+async fn session_end_answers_ok(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let delete = request.method() == http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == http::StatusCode::ACCEPTED {
+        *response.status_mut() = http::StatusCode::OK;
+    }
+    response
+}
+
 /// URI of the demo's only resource.
 const README_URI: &str = "demo://readme";
 const README_TEXT: &str = "mcpgate demo server. Tools: echo, add, slow_count, notify. \
@@ -55,7 +70,9 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let router = axum::Router::new().route_service("/mcp", service);
+    let router = axum::Router::new()
+        .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn(session_end_answers_ok));
     tracing::info!(addr = ?listener.local_addr().ok(), "demo MCP server listening on /mcp");
     axum::serve(listener, router).await
 }

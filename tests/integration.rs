@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod circuit_breaker;
 mod cli;
+mod demo;
 mod errors;
 mod limits;
 mod mcp_client;

@@ -8,11 +8,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "system packages"
+step "build prerequisites (deploy/build-deps.sh: cmake, perl, make, cc)"
+deploy/build-deps.sh
+
+step "system packages for the tests"
 need=()
-command -v cmake >/dev/null || need+=(cmake)
-command -v perl >/dev/null || need+=(perl)
-command -v cc >/dev/null || need+=(build-essential)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -23,7 +23,7 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "cmake, perl, cc, promtool, curl, redis-server, systemd-analyze, python3-yaml: present"
+echo "promtool, curl, redis-server, systemd-analyze, python3-yaml: present"
 
 step "peer dependencies (Node 22, conformance suite, Python mcp SDKs)"
 tests/peers/install.sh

@@ -106,6 +106,69 @@ impl Gateway {
         ))
     }
 
+    /// Runs `mcpgate demo -c FILE` on the shipped example config `conf/mcpgate.yaml`, with its
+    /// fixed addresses (8080, 9090, the demo upstream on 3000) and file paths moved to ephemeral
+    /// ports and this gateway's temp dir; everything else is the file as users get it.
+    pub fn demo_on_example_config() -> Gateway {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/mcpgate.yaml");
+        let text = std::fs::read_to_string(example).expect("read conf/mcpgate.yaml");
+        let (port, admin_port, upstream_port) = (free_port(), free_port(), free_port());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut yaml = text;
+        for (from, to) in [
+            (
+                "listen: 127.0.0.1:8080",
+                format!("listen: 127.0.0.1:{port}"),
+            ),
+            (
+                "admin: 127.0.0.1:9090",
+                format!("admin: 127.0.0.1:{admin_port}"),
+            ),
+            (
+                "http://127.0.0.1:3000",
+                format!("http://127.0.0.1:{upstream_port}"),
+            ),
+            (
+                "/tmp/mcpgate_upgrade.sock",
+                dir.path().join("upgrade.sock").display().to_string(),
+            ),
+            (
+                "/tmp/mcpgate.pid",
+                dir.path().join("mcpgate.pid").display().to_string(),
+            ),
+            (
+                "path: \"-\"",
+                format!("path: {}", dir.path().join("access.log").display()),
+            ),
+        ] {
+            assert!(
+                yaml.contains(from),
+                "conf/mcpgate.yaml no longer has `{from}`"
+            );
+            yaml = yaml.replace(from, &to);
+        }
+        let conf = dir.path().join("mcpgate.yaml");
+        std::fs::write(&conf, yaml).expect("write config");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let child = Command::new(binary())
+            .arg("demo")
+            .arg("-c")
+            .arg(&conf)
+            .env("MCPGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start mcpgate demo");
+        let gw = Gateway {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            dir,
+        };
+        gw.wait_ready();
+        gw
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = self.admin.trim_start_matches("http://").to_string();
