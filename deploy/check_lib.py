@@ -106,6 +106,7 @@ class Metrics:
             ("mcpgate_requests_total", "status_class", "STATUS_CLASSES"),
             ("mcpgate_requests_total", "method", "METHODS"),
             ("mcpgate_request_duration_seconds", "method", "METHODS"),
+            ("mcpgate_request_ends_total", "end", "REQUEST_ENDS"),
             ("mcpgate_limited_requests_total", "reason", "LIMIT_REASONS"),
             ("mcpgate_session_pinning_failures_total", "reason", "PINNING_REASONS"),
         ]:

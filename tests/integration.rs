@@ -7,6 +7,7 @@ mod tools_filter;
 mod tracing;
 mod upstreams;
 
+mod access_log;
 mod admin;
 mod auth;
 mod circuit_breaker;

@@ -119,6 +119,35 @@ async fn metrics_count_traffic_and_pass_promtool() {
         1.0
     );
     assert_eq!(metric_value(&page, "mcpgate_build_info", &[]), 1.0);
+    // How they ended: three relayed whole, two refused by the gateway; every end exists from
+    // the start (0), so rate() sees the first one.
+    let ends = |endpoint: &str, end: &str| {
+        metric_value(
+            &page,
+            "mcpgate_request_ends_total",
+            &[("endpoint", endpoint), ("end", end)],
+        )
+    };
+    assert_eq!(ends("/mcp", "complete"), 3.0, "{page}");
+    assert_eq!(ends("/mcp", "refused"), 1.0, "{page}");
+    assert_eq!(ends("none", "refused"), 1.0, "{page}");
+    assert_eq!(metric_value(&page, "mcpgate_request_ends_total", &[]), 5.0);
+    for end in [
+        "upstream_closed",
+        "client_closed",
+        "client_timeout",
+        "idle_timeout",
+        "drained",
+        "upstream_error",
+        "gateway_error",
+    ] {
+        assert!(
+            page.contains(&format!(
+                "mcpgate_request_ends_total{{end=\"{end}\",endpoint=\"/mcp\"}} 0"
+            )),
+            "{end}: {page}"
+        );
+    }
 
     let promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -145,9 +174,17 @@ async fn metrics_count_traffic_and_pass_promtool() {
     // One access-log line per request, JSON, with no query string.
     let log = gw.access_log_when(5).await;
     assert_eq!(log.len(), 5, "{log:?}");
-    assert!(log
-        .iter()
-        .any(|l| l["status"] == 404 && l["path"] == "/missing"));
+    assert!(log.iter().any(|l| l["status"] == 404
+        && l["path"] == "/missing"
+        && l["end"] == "refused"
+        && l["error"] == "not_found"));
+    assert_eq!(
+        log.iter()
+            .filter(|l| l["status"] == 200 && l["end"] == "complete" && l["error"].is_null())
+            .count(),
+        3,
+        "{log:?}"
+    );
     assert!(log
         .iter()
         .all(|l| l["ts"].as_str().is_some_and(|t| t.ends_with('Z'))));

@@ -26,8 +26,11 @@ pub struct AccessRecord {
     pub path: String,
     /// Matched endpoint name.
     pub endpoint: Option<String>,
-    /// Response status (0: none could be sent).
-    pub status: u16,
+    /// Final response status sent to the client; `None` (logged as `null`) when the client got
+    /// no answer (it went away first, or nothing could be sent).
+    pub status: Option<u16>,
+    /// How the request ended (`metrics::REQUEST_ENDS`).
+    pub end: &'static str,
     /// Total duration in milliseconds.
     pub duration_ms: f64,
     /// Upstream time to first byte in milliseconds.
@@ -42,7 +45,8 @@ pub struct AccessRecord {
     pub sse: bool,
     /// `MCP-Protocol-Version` of the request.
     pub mcp_protocol_version: Option<String>,
-    /// Why the gateway answered itself or the request failed.
+    /// A real error only, under a stable name: why the gateway refused or failed the request, or
+    /// what failed upstream. `None` for every normal end (a client leaving, a stream ended).
     pub error: Option<String>,
 }
 

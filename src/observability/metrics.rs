@@ -16,6 +16,7 @@ use std::sync::LazyLock;
 /// The metric families.
 pub struct Metrics {
     requests: IntCounterVec,
+    request_ends: IntCounterVec,
     duration: HistogramVec,
     upstream_ttfb: HistogramVec,
     request_bytes: IntCounterVec,
@@ -56,6 +57,8 @@ pub struct Metrics {
 pub mod names {
     /// Requests by endpoint, HTTP method and status class.
     pub const REQUESTS: &str = "mcpgate_requests_total";
+    /// Requests by endpoint and how they ended (`REQUEST_ENDS`).
+    pub const REQUEST_ENDS: &str = "mcpgate_request_ends_total";
     /// Request duration from the first byte read to the last byte written.
     pub const DURATION: &str = "mcpgate_request_duration_seconds";
     /// Time from sending the request upstream to the upstream's response header.
@@ -128,6 +131,18 @@ const DURATION_BUCKETS: &[f64] = &[
 pub const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "OPTIONS", "other"];
 /// Status classes as label values; `none` when no response could be sent.
 pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+/// How a request ended (label values; the order of `observability::outcome::End`).
+pub const REQUEST_ENDS: [&str; 9] = [
+    "complete",
+    "upstream_closed",
+    "client_closed",
+    "client_timeout",
+    "idle_timeout",
+    "drained",
+    "refused",
+    "upstream_error",
+    "gateway_error",
+];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
 
@@ -145,6 +160,12 @@ impl Metrics {
                 REQUESTS,
                 "Requests by endpoint, HTTP method and status class.",
                 &["endpoint", "method", "status_class"]
+            )
+            .expect("register"),
+            request_ends: register_int_counter_vec!(
+                REQUEST_ENDS,
+                "Requests by endpoint and how they ended (complete, upstream_closed, client_closed, client_timeout, idle_timeout, drained, refused, upstream_error, gateway_error).",
+                &["endpoint", "end"]
             )
             .expect("register"),
             duration: register_histogram_vec!(
@@ -316,6 +337,7 @@ impl Metrics {
 /// The metric children of one endpoint, resolved once per snapshot.
 pub struct EndpointMetrics {
     requests: Vec<IntCounter>,
+    ends: Vec<IntCounter>,
     duration: Vec<Histogram>,
     /// Upstream time to first byte.
     pub upstream_ttfb: Histogram,
@@ -339,6 +361,10 @@ impl EndpointMetrics {
         }
         EndpointMetrics {
             requests,
+            ends: REQUEST_ENDS
+                .iter()
+                .map(|end| m.request_ends.with_label_values(&[name, end]))
+                .collect(),
             duration: METHODS
                 .iter()
                 .map(|method| m.duration.with_label_values(&[name, method]))
@@ -366,6 +392,13 @@ impl EndpointMetrics {
         }
         if let Some(h) = self.duration.get(mi) {
             h.observe(seconds);
+        }
+    }
+
+    /// Counts how a finished request ended.
+    pub fn ended(&self, end: super::outcome::End) {
+        if let Some(c) = self.ends.get(end as usize) {
+            c.inc();
         }
     }
 }

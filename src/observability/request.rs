@@ -3,6 +3,7 @@
 
 use super::access_log::{self, AccessRecord};
 use super::metrics;
+use super::outcome::{self, Facts, Outcome};
 use crate::proxy::ctx::RequestCtx;
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
@@ -31,13 +32,38 @@ pub fn response_started(resp: &ResponseHeader, ctx: &mut RequestCtx) {
     }
 }
 
+/// The final response status sent to the client, if a response header went out (an interim
+/// `100 Continue` is not an answer; `101 Switching Protocols` is).
+pub fn status_sent(session: &Session) -> Option<u16> {
+    session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .filter(|s| !(100..200).contains(s) || *s == 101)
+}
+
+/// How the request ended, from what happened to it.
+pub fn outcome(session: &Session, e: Option<&Error>, ctx: &RequestCtx) -> Outcome {
+    outcome::classify(&Facts {
+        status: status_sent(session),
+        sse: ctx.sse,
+        drained: crate::proxy::streams::ended_by_drain(ctx),
+        gateway: ctx.error.as_ref(),
+        error: e,
+    })
+}
+
+/// Whether Pingora's own error line should be left out: only real errors are logged.
+pub fn quiet_error(session: &Session, e: &Error, ctx: &RequestCtx) -> bool {
+    outcome(session, Some(e), ctx).error.is_none()
+}
+
 /// Called once per request from the logging phase.
 pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
     let elapsed = ctx.started.elapsed();
-    let status = session
-        .response_written()
-        .map(|r| r.status.as_u16())
-        .unwrap_or(0);
+    let sent = status_sent(session);
+    // Metrics keep 0 for "no answer" (the `none` status class).
+    let status = sent.unwrap_or(0);
+    let Outcome { end, error } = outcome(session, e, ctx);
     let req = session.req_header();
     let snapshot = ctx.snapshot.clone();
     let endpoint = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i));
@@ -46,6 +72,7 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         None => metrics::unmatched(),
     };
     em.observe(&req.method, status, elapsed.as_secs_f64());
+    em.ended(end);
     super::mcp::record(ctx, status);
     let bytes_in = session.body_bytes_read();
     let bytes_out = session.body_bytes_sent();
@@ -59,14 +86,6 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         ctx.stream_counted = false;
     }
     let host = endpoint.and_then(|ep| ep.backend.hosts.get(ctx.host?));
-    let error = match (&ctx.error, e) {
-        (Some(g), _) => Some(g.log_reason()),
-        (None, Some(_)) if crate::proxy::streams::ended_by_drain(ctx) => {
-            Some("ended_by_drain".to_string())
-        }
-        (None, Some(e)) => Some(e.etype().as_str().to_string()),
-        (None, None) => None,
-    };
     if let Some(span) = ctx.span.take() {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         // What inspection read; else what the client's MCP headers claim (2026-07-28).
@@ -97,7 +116,8 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         method: req.method.to_string(),
         path: req.uri.path().to_string(),
         endpoint: endpoint.map(|ep| ep.name.clone()),
-        status,
+        status: sent,
+        end: end.as_str(),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         upstream_ttfb_ms: ctx.upstream_ttfb.map(|t| t.as_secs_f64() * 1000.0),
         upstream: host.map(|h| h.url.clone()),
@@ -109,6 +129,6 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
             .get("mcp-protocol-version")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        error,
+        error: error.map(|e| e.into_owned()),
     });
 }

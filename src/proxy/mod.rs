@@ -197,10 +197,10 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
-        // A client closing its connection (ending a GET stream, say) is not an error, nor is a
-        // stream a drain ended.
-        GatewayError::from_proxy_error(e).is_none() || streams::ended_by_drain(ctx)
+    fn suppress_error_log(&self, session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
+        // Only real errors: a client closing its connection, a stream that a drain or the idle
+        // timeout ended, are normal ends (the access log names them).
+        observability::quiet_error(session, e, ctx)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
