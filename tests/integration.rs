@@ -8,6 +8,7 @@ mod tracing;
 mod upstreams;
 
 mod admin;
+mod attribution;
 mod auth;
 mod circuit_breaker;
 mod cli;
