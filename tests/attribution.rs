@@ -169,6 +169,22 @@ async fn calls_naming_no_tool_prompt_or_resource_reach_nothing() {
         );
     }
 
+    // A denied tool in another letter case is still denied (a server may look names up
+    // case-insensitively).
+    for (i, name) in ["SECRET_DUMP", "Secret_Dump", "secret_DUMP"]
+        .iter()
+        .enumerate()
+    {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"{name}"}}}}"#
+        );
+        let (status, reply, text) = post(&client, &gw.url("/tools"), &body, &[]).await;
+        assert_eq!(status, 403, "{text}");
+        assert_eq!(reply["id"], i, "{text}");
+        assert_eq!(reply["error"]["data"]["reason"], "tool_denied", "{text}");
+    }
+    assert_eq!(up.requests().len(), 0);
+
     // Well-formed calls still go through, exactly as sent (so the refusals above were not the
     // upstream being unreachable).
     let mut sent = Vec::new();
@@ -197,7 +213,7 @@ async fn calls_naming_no_tool_prompt_or_resource_reach_nothing() {
     );
 
     // Each refusal is logged with its reason and counted as invalid, by method.
-    let log = gw.access_log_when(refusals + sent.len() + 1).await;
+    let log = gw.access_log_when(refusals + sent.len() + 4).await;
     let logged = log
         .iter()
         .filter(|l| {
