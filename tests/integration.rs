@@ -9,6 +9,7 @@ mod upstreams;
 
 mod access_log;
 mod admin;
+mod attribution;
 mod auth;
 mod circuit_breaker;
 mod cli;

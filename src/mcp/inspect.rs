@@ -6,6 +6,7 @@
 //! than serde_json's recursion limit. The bytes forwarded are the bytes read: nothing here
 //! re-serialises.
 
+use super::attribution;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -25,6 +26,9 @@ pub struct Message {
     pub arguments: Option<Value>,
     /// `params._meta`.
     pub meta: Option<Value>,
+    /// Why the tool, prompt or resource this message calls cannot be told (see
+    /// [`super::attribution`]); such a message is refused on an inspecting endpoint.
+    pub params_flaw: Option<&'static str>,
 }
 
 impl Message {
@@ -132,21 +136,26 @@ fn message(v: Value) -> Result<Message, InspectError> {
     if method.is_none() && !(obj.contains_key("result") || obj.contains_key("error")) {
         return Err(InspectError::Invalid("neither a request nor a response"));
     }
+    let params = obj.remove("params");
+    let target = method.as_deref().and_then(attribution::target);
     let mut m = Message {
         id,
+        params_flaw: target.and_then(|t| attribution::params_flaw(t, params.as_ref())),
         method,
         ..Message::default()
     };
-    match obj.remove("params") {
+    match params {
         None => {}
         Some(Value::Object(mut params)) => {
             exact_names(&params, &["name", "uri", "arguments", "_meta"])?;
-            m.name = take_string(&mut params, "name")?;
-            m.uri = take_string(&mut params, "uri")?;
+            m.name = take_string(&mut params, "name", target)?;
+            m.uri = take_string(&mut params, "uri", target)?;
             m.arguments = params.remove("arguments");
             m.meta = params.remove("_meta");
         }
         Some(Value::Array(_)) => {}
+        // A call that names nothing: `params_flaw` says why (-32602).
+        Some(_) if target.is_some() => {}
         Some(_) => {
             return Err(InspectError::Invalid(
                 "\"params\" must be an object or an array",
@@ -156,10 +165,17 @@ fn message(v: Value) -> Result<Message, InspectError> {
     Ok(m)
 }
 
-fn take_string(params: &mut Map<String, Value>, key: &str) -> Result<Option<String>, InspectError> {
+/// `params.<key>` when it is a string. Anything else is invalid (-32600), except in the member
+/// the method names its target by, where `params_flaw` already says why (-32602).
+fn take_string(
+    params: &mut Map<String, Value>,
+    key: &str,
+    target: Option<attribution::Target>,
+) -> Result<Option<String>, InspectError> {
     match params.remove(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) if target.is_some_and(|t| t.member() == key) => Ok(None),
         Some(_) => Err(InspectError::Invalid(
             "\"params.name\" and \"params.uri\" must be strings",
         )),
@@ -275,7 +291,7 @@ impl Folds {
 /// A key as a case-insensitive JSON decoder matches it (Go's `encoding/json` does, with Unicode
 /// simple folding: `ſ` is `s`, the Kelvin sign is `k`): two keys with the same fold could be
 /// read as one member by the upstream, so an object may not hold both.
-fn fold(key: &str) -> String {
+pub(crate) fn fold(key: &str) -> String {
     if key.is_ascii() {
         return key.to_ascii_lowercase();
     }
@@ -373,7 +389,11 @@ mod tests {
             (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, -32600),
             (r#"{"jsonrpc":"2.0","id":1}"#, -32600),
             (
-                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#,
+                r#"{"jsonrpc":"2.0","id":1,"method":"x/custom","params":{"name":3}}"#,
+                -32600,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","uri":3}}"#,
                 -32600,
             ),
             (

@@ -1,5 +1,6 @@
 //! MCP and JSON-RPC awareness.
 
+pub mod attribution;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod session_pin;

@@ -1,7 +1,9 @@
 //! MCP inspection settings, and the 2026-07-28 header consistency check: `Mcp-Method` must name
 //! the body's method and `Mcp-Name` (plain, or `=?base64?...?=`) the body's `params.name` /
 //! `params.uri`. A header that disagrees with the body gets 400 with JSON-RPC error -32020
-//! (HEADER_MISMATCH); policies always key on the body, never on a header alone.
+//! (HEADER_MISMATCH); policies always key on the body, never on a header alone. The same holds for
+//! every `Mcp-Param-{X}` header (a tool argument a client mirrors): it must carry the value of the
+//! body's argument `X`, or the request is refused before an intermediary can route on it.
 
 use crate::config::Problem;
 use crate::mcp::inspect::Inspected;
@@ -117,6 +119,7 @@ pub fn check(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
             return Err("Mcp-Method and Mcp-Name may appear once each");
         }
     }
+    check_params(req, body)?;
     let method_h = header(req, "mcp-method");
     let name_h = header(req, "mcp-name");
     let stateless = header(req, "mcp-protocol-version")
@@ -153,6 +156,87 @@ pub fn check(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
         }
     }
     Ok(())
+}
+
+/// The prefix of the headers that mirror tool arguments (2026-07-28), as `http` spells names.
+const PARAM_PREFIX: &str = "mcp-param-";
+
+/// Checks every `Mcp-Param-{X}` header against the body: it must come once, on a single
+/// `tools/call`, name an argument (a member of `params.arguments` whose name is `X` in any
+/// letter case) and carry that argument's value (plain or `=?base64?...?=`; strings as they are,
+/// booleans as `true` / `false`, numbers as a JSON number of equal value). The gateway does not
+/// know which arguments a tool declared with `x-mcp-header`, so it does not require the header of
+/// an argument; whatever a header says, the body agrees.
+fn check_params(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
+    let mut params = req
+        .headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with(PARAM_PREFIX))
+        .peekable();
+    if params.peek().is_none() {
+        return Ok(());
+    }
+    let arguments = match body {
+        Inspected::Single(m) if m.tool().is_some() => match &m.arguments {
+            Some(serde_json::Value::Object(a)) => Some(a),
+            _ => None,
+        },
+        _ => return Err("Mcp-Param headers belong to a single tools/call"),
+    };
+    for (name, value) in params {
+        let wanted = &name.as_str()[PARAM_PREFIX.len()..];
+        if req.headers.get_all(name).iter().nth(1).is_some() {
+            return Err("each Mcp-Param header may appear once");
+        }
+        let same = |k: &str| match k.is_ascii() {
+            true => k.eq_ignore_ascii_case(wanted),
+            // A case-insensitive decoder reads `ſtate` as `state` (see `inspect::fold`).
+            false => crate::mcp::inspect::fold(k) == wanted,
+        };
+        let argument = arguments
+            .and_then(|a| a.iter().find(|(k, _)| same(k)))
+            .map(|(_, v)| v);
+        let Some(argument) = argument.filter(|_| !wanted.is_empty()) else {
+            return Err("Mcp-Param header names no argument of the tools/call");
+        };
+        let Some(text) = decode_name(value.as_bytes()) else {
+            return Err("Mcp-Param header value is not UTF-8 text or canonical =?base64?...?=");
+        };
+        if !agrees(argument, &text) {
+            return Err("Mcp-Param header does not match the argument in the body");
+        }
+    }
+    Ok(())
+}
+
+/// The largest integer a float holds exactly (JavaScript's safe range).
+const SAFE: f64 = 9_007_199_254_740_991.0;
+
+/// Whether a header's text carries `argument`: a string as itself, a boolean as `true` or
+/// `false`, a number as a JSON number of the same value (integers exactly; `42.0` and `42` agree
+/// within JavaScript's safe range). `null`, arrays and objects are never mirrored.
+fn agrees(argument: &serde_json::Value, text: &str) -> bool {
+    use serde_json::Value;
+    match argument {
+        Value::String(s) => s == text,
+        Value::Bool(b) => text == if *b { "true" } else { "false" },
+        Value::Number(n) => {
+            let Ok(h) = text.parse::<serde_json::Number>() else {
+                return false;
+            };
+            if let (Some(a), Some(b)) = (n.as_i64(), h.as_i64()) {
+                return a == b;
+            }
+            if let (Some(a), Some(b)) = (n.as_u64(), h.as_u64()) {
+                return a == b;
+            }
+            match (n.as_f64(), h.as_f64()) {
+                (Some(a), Some(b)) => a == b && a.abs() <= SAFE,
+                _ => false,
+            }
+        }
+        Value::Null | Value::Array(_) | Value::Object(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +299,121 @@ mod tests {
         let batch = body(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#);
         assert!(check(&req(&[("mcp-method", "ping")]), &batch).is_err());
         assert_eq!(check(&req(&[]), &batch), Ok(()));
+    }
+
+    #[test]
+    fn param_headers_must_carry_the_arguments() {
+        let b = body(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"region":"eu-west","Tenant":42,"ratio":0.5,"dry":true,"note":"héllo wörld","ſtate":"on","empty":null,"list":[1],"obj":{"a":1}}}}"#,
+        );
+        let b64 = |s: &str| {
+            format!(
+                "=?base64?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let note = b64("héllo wörld");
+        let region = b64("eu-west");
+        let base = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "q"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut h = base.to_vec();
+            h.extend_from_slice(extra);
+            req(&h)
+        };
+        for good in [
+            vec![("mcp-param-region", "eu-west")],
+            vec![("Mcp-Param-Region", region.as_str())],
+            vec![("mcp-param-tenant", "42")],
+            vec![("mcp-param-TENANT", "42.0")],
+            vec![("mcp-param-ratio", "0.5")],
+            vec![("mcp-param-dry", "true")],
+            vec![("mcp-param-note", note.as_str())],
+            vec![("mcp-param-state", "on")],
+            vec![
+                ("mcp-param-region", "eu-west"),
+                ("mcp-param-tenant", "42"),
+                ("mcp-param-dry", "true"),
+            ],
+        ] {
+            assert_eq!(check(&with(&good), &b), Ok(()), "{good:?}");
+        }
+        for bad in [
+            vec![("mcp-param-region", "us-east")],
+            vec![("mcp-param-region", "EU-WEST")],
+            vec![("mcp-param-region", b64("us-east").as_str())],
+            vec![("mcp-param-region", "=?base64?ZXUtd2VzdA?=")],
+            vec![("mcp-param-region", "=?base64?!!!?=")],
+            vec![("mcp-param-tenant", "43")],
+            vec![("mcp-param-tenant", "042")],
+            vec![("mcp-param-tenant", "forty-two")],
+            vec![("mcp-param-ratio", "0.25")],
+            vec![("mcp-param-dry", "false")],
+            vec![("mcp-param-dry", "True")],
+            vec![("mcp-param-dry", "1")],
+            vec![("mcp-param-empty", "null")],
+            vec![("mcp-param-empty", "")],
+            vec![("mcp-param-list", "1")],
+            vec![("mcp-param-obj", "{\"a\":1}")],
+            vec![("mcp-param-zone", "eu")],
+            vec![("mcp-param-", "eu-west")],
+            vec![("mcp-param-region", "eu-west"), ("mcp-param-zone", "a")],
+        ] {
+            assert!(check(&with(&bad), &b).is_err(), "{bad:?}");
+        }
+        // Repeated: only one copy could be checked, and an intermediary may read the other.
+        let mut twice = with(&[("mcp-param-region", "eu-west")]);
+        twice
+            .append_header("mcp-param-region", "us-east")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(check(&twice, &b).is_err());
+        let mut same_twice = with(&[("mcp-param-region", "eu-west")]);
+        same_twice
+            .append_header("Mcp-Param-Region", "eu-west")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(check(&same_twice, &b).is_err());
+        // Only a single tools/call has arguments to mirror; a call without arguments has none.
+        for other in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"q","arguments":{"region":"eu-west"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"region":"eu-west"}}}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        ] {
+            let r = req(&[("mcp-param-region", "eu-west")]);
+            assert!(check(&r, &body(other)).is_err(), "{other}");
+        }
+        // No Mcp-Param header: nothing to compare (the gateway does not know the declarations).
+        assert_eq!(check(&req(&base), &b), Ok(()));
+    }
+
+    #[test]
+    fn numbers_agree_by_value_within_the_safe_range() {
+        use serde_json::json;
+        for (arg, text, same) in [
+            (json!(42), "42", true),
+            (json!(42), "42.0", true),
+            (json!(42.0), "42", true),
+            (json!(42), "4.2e1", true),
+            (json!(-7), "-7", true),
+            (json!(u64::MAX), "18446744073709551615", true),
+            (json!(u64::MAX), "18446744073709551614", false),
+            (
+                json!(9_007_199_254_740_993_i64),
+                "9007199254740992.0",
+                false,
+            ),
+            (json!(42), " 42", false),
+            (json!(42), "+42", false),
+            (json!(42), "", false),
+            (json!("42"), "42", true),
+            (json!(false), "false", true),
+        ] {
+            assert_eq!(agrees(&arg, text), same, "{arg} ~ {text:?}");
+        }
     }
 
     #[test]

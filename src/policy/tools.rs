@@ -1,5 +1,7 @@
 //! Tool allow and deny lists, per endpoint and per role, by exact name or glob (`*` any run of
-//! characters, `?` one character). Deny wins. A tool is callable when it matches no deny pattern
+//! characters, `?` one character). Deny wins, and matches ASCII letters in any case (allow
+//! matches exactly), so a server that looks tool names up case-insensitively cannot be handed a
+//! denied tool in another case. A tool is callable when it matches no deny pattern
 //! and matches an allow pattern (no `allow` means every tool). A role's lists add to the
 //! endpoint's for identities that have the role. A denied `tools/call` never reaches the
 //! upstream; `tools/list` answers are filtered so clients do not see tools they may not call.
@@ -56,11 +58,17 @@ impl Glob {
 
     /// Whether `name` matches (`*` any run, `?` one character; everything else literal).
     pub fn matches(&self, name: &str) -> bool {
-        glob_match(self.0.as_bytes(), name.as_bytes())
+        glob_match(self.0.as_bytes(), name.as_bytes(), false)
+    }
+
+    /// Like [`Glob::matches`], ASCII letters in any case: how deny patterns match, since a server
+    /// that looks tool names up case-insensitively would run `Secret_Dump` as `secret_dump`.
+    pub fn matches_any_case(&self, name: &str) -> bool {
+        glob_match(self.0.as_bytes(), name.as_bytes(), true)
     }
 }
 
-fn glob_match(p: &[u8], s: &[u8]) -> bool {
+fn glob_match(p: &[u8], s: &[u8], any_case: bool) -> bool {
     // Iterative matcher with backtracking on the last `*`: linear-ish, no recursion.
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -70,7 +78,7 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
                 star = Some((pi, si));
                 pi += 1;
             }
-            Some(&c) if c == b'?' || c == s[si] => {
+            Some(&c) if c == b'?' || c == s[si] || (any_case && c.eq_ignore_ascii_case(&s[si])) => {
                 pi += 1;
                 si += 1;
             }
@@ -166,7 +174,7 @@ impl ToolPolicy {
             .deny
             .iter()
             .chain(roles.iter().flat_map(|l| &l.deny));
-        if denied.into_iter().any(|g| g.matches(tool)) {
+        if denied.into_iter().any(|g| g.matches_any_case(tool)) {
             return false;
         }
         let base_allows = match &self.base.allow {
@@ -202,6 +210,15 @@ mod tests {
         ] {
             assert_eq!(Glob(p.into()).matches(s), m, "{p} ~ {s}");
         }
+        for (p, s, m) in [
+            ("secret_*", "SECRET_dump", true),
+            ("secret_?ump", "Secret_DUMP", true),
+            ("secret_*", "sekret_dump", false),
+            ("straße", "STRASSE", false),
+        ] {
+            assert_eq!(Glob(p.into()).matches_any_case(s), m, "{p} ~ {s}");
+            assert!(!Glob(p.into()).matches(s), "{p} ~ {s} exactly");
+        }
         // No catastrophic backtracking.
         let long = "a".repeat(5000);
         assert!(!Glob("*a*a*a*a*a*b".into()).matches(&long));
@@ -230,5 +247,15 @@ mod tests {
         assert!(p.allows("delete_user", Some(&admin)));
         assert!(!p.allows("delete_all", Some(&admin)));
         assert!(!p.allows("other", Some(&admin)));
+        // Deny matches in any letter case; allow only exactly (both fail closed).
+        for name in ["SEARCH_PRIVATE", "Search_Private", "search_privatE"] {
+            assert!(!p.allows(name, None), "{name}");
+        }
+        assert!(!p.allows("DELETE_ALL", Some(&admin)));
+        assert!(!p.allows("ECHO", None));
+        assert!(
+            !p.allows("DELETE_user", Some(&admin)),
+            "a role's allow is exact too"
+        );
     }
 }

@@ -100,10 +100,12 @@ pub enum GatewayError {
         /// Seconds until the first breaker lets a probe through.
         retry_after: u64,
     },
-    /// The body is not JSON-RPC and the endpoint inspects bodies (400, -32700 or -32600).
+    /// The body is not JSON-RPC, or names a call the gateway cannot attribute, and the endpoint
+    /// inspects bodies (400).
     #[error("{message}")]
     InvalidJsonRpc {
-        /// -32700 (not JSON) or -32600 (not a JSON-RPC message).
+        /// -32700 (not JSON), -32600 (not a JSON-RPC message), -32601 (a near-miss of an MCP
+        /// method), -32602 (a call naming no tool, prompt or resource).
         code: i64,
         /// What is wrong.
         message: String,
@@ -210,6 +212,8 @@ impl GatewayError {
             GatewayError::CircuitOpen { .. } => "circuit_open",
             GatewayError::SessionNotFound { .. } => "session_not_found",
             GatewayError::InvalidJsonRpc { code: -32700, .. } => "parse_error",
+            GatewayError::InvalidJsonRpc { code: -32601, .. } => "method_not_found",
+            GatewayError::InvalidJsonRpc { code: -32602, .. } => "invalid_params",
             GatewayError::InvalidJsonRpc { .. } => "invalid_request",
             GatewayError::HeaderMismatch(_) => "header_mismatch",
             GatewayError::ToolDenied { .. } => "tool_denied",
@@ -228,6 +232,12 @@ impl GatewayError {
             GatewayError::Unauthorized { reason, .. } => format!("unauthorized: {reason}"),
             GatewayError::SessionNotFound { why } => format!("session_not_found: {why}"),
             GatewayError::PolicyDenied { rule, .. } => format!("policy_denied: {rule}"),
+            // Fixed phrases (`mcp::attribution`), never the client's text.
+            GatewayError::InvalidJsonRpc {
+                code: -32601 | -32602,
+                message,
+            } => format!("{}: {message}", self.reason()),
+            GatewayError::HeaderMismatch(why) => format!("header_mismatch: {why}"),
             GatewayError::ConcurrencyLimited { limit, .. }
             | GatewayError::LimitKeyMissing { limit, .. } => {
                 format!("{}: {limit}", self.reason())

@@ -7,12 +7,14 @@
 
 use super::ctx::RequestCtx;
 use super::errors::GatewayError;
+use crate::mcp::attribution;
 use crate::mcp::inspect::{inspect, InspectError};
 use crate::policy::mcp_headers;
 use pingora::prelude::Session;
 
 /// Reads and inspects the body when the endpoint needs it, then applies the body-based checks:
-/// header consistency and the tool lists (a batch with one denied call is refused as a whole).
+/// attribution (a near-miss method, a call naming no tool, prompt or resource), header
+/// consistency and the tool lists (a batch with one refused message is refused as a whole).
 pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let snapshot = ctx.snapshot.clone();
     let Some(ep) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
@@ -69,6 +71,11 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
     })?;
     // Kept before the checks, so refused messages are counted by method and tool too.
     let inspected = &*ctx.mcp.insert(inspected);
+    // A call the gateway cannot attribute is refused before any policy reads it.
+    attribution::check(inspected).map_err(|u| GatewayError::InvalidJsonRpc {
+        code: u.code,
+        message: u.message.to_string(),
+    })?;
     mcp_headers::check(session.req_header(), inspected).map_err(GatewayError::HeaderMismatch)?;
     let registry = &ep.policies.tool_registry;
     for tool in inspected.messages().iter().filter_map(|m| m.tool()) {
