@@ -12,6 +12,7 @@ mod auth;
 mod circuit_breaker;
 mod cli;
 mod errors;
+mod http1;
 mod limits;
 mod mcp_client;
 mod mcp_policies;
