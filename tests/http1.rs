@@ -419,8 +419,9 @@ async fn three() -> (Vec<Upstream>, Gateway) {
     ];
     let hash = mcpgate::policy::auth::api_key::hash_key("mcpk_http1-key");
     let gw = Gateway::start(&format!(
-        "endpoints:\n  - path: /a\n    backend:\n      hosts: [http://{}]\n  - path: /b\n    backend:\n      hosts: [http://{}]\n  - path: /c\n    backend:\n      hosts: [http://{}]\n  - path: /auth\n    backend:\n      hosts: [http://{0}]\n    policies:\n      auth:\n        api_keys:\n          keys:\n            - {{name: bot, sha256: \"{hash}\"}}\n  - path: /denied\n    backend:\n      hosts: [http://{0}]\n    policies:\n      ip_filter:\n        deny: [127.0.0.1/32]\n  - path: /limited\n    backend:\n      hosts: [http://{0}]\n    policies:\n      rate_limits:\n        - {{name: one, requests: 1, period: 1m}}\n",
-        ups[0].addr, ups[1].addr, ups[2].addr
+        "endpoints:\n  - path: /a\n    backend:\n      hosts: [http://{}]\n  - path: /b\n    backend:\n      hosts: [http://{}]\n  - path: /c\n    backend:\n      hosts: [http://{}]\n  - path: /auth\n    backend:\n      hosts: [http://{0}]\n    policies:\n      auth:\n        api_keys:\n          keys:\n            - {{name: bot, sha256: \"{hash}\"}}\n  - path: /denied\n    backend:\n      hosts: [http://{0}]\n    policies:\n      ip_filter:\n        deny: [127.0.0.1/32]\n  - path: /limited\n    backend:\n      hosts: [http://{0}]\n    policies:\n      rate_limits:\n        - {{name: one, requests: 1, period: 1m}}\n  - path: /dead\n    backend:\n      hosts: [http://{dead}]\n",
+        ups[0].addr, ups[1].addr, ups[2].addr,
+        dead = crate::support::dead_addr(),
     ));
     (ups, gw)
 }
@@ -564,6 +565,20 @@ async fn gateway_answers_keep_the_connection_when_the_request_was_read_whole() {
         r.head
     );
     assert!(conn.closes().await, "closed after the answer");
+    // An answer after a failed proxy attempt (502) says it closes, and does.
+    let mut conn = Conn::open(&gw).await;
+    conn.send(post("/dead", PING, "").as_bytes()).await;
+    let r = conn.response().await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["id"], 7);
+    assert_eq!(
+        r.header("connection").as_deref(),
+        Some("close"),
+        "{}",
+        r.head
+    );
+    assert!(conn.closes().await, "closed after the 502");
+
     // Nothing but the two /limited requests that passed and the /b ones went upstream.
     assert_eq!(
         ups[0].requests().len(),

@@ -192,14 +192,16 @@ impl ProxyHttp for Gateway {
         let unanswered = session
             .response_written()
             .is_none_or(|r| r.status.is_informational());
+        // After a failed proxy attempt Pingora reuses the client connection only when it could
+        // reuse the upstream one, which it never can here: the answer says it closes.
+        session.set_keepalive(None);
         let error_code = match GatewayError::from_proxy_error(e).map(|err| err.in_ctx(ctx)) {
             Some(err) if unanswered => errors::answer(session, ctx, err).await,
             _ => 0,
         };
         FailToProxy {
             error_code,
-            // The answer kept the connection only if the request was read whole.
-            can_reuse_downstream: error_code != 0 && session.get_keepalive().is_some(),
+            can_reuse_downstream: false,
         }
     }
 
