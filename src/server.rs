@@ -6,6 +6,7 @@ use crate::config::{self, ConfigError, FileConfig, Problem};
 use crate::observability::otel::{self, TracingService};
 use crate::observability::{self, access_log};
 use crate::proxy::health::HealthService;
+use crate::proxy::http1::{self, Http1App};
 use crate::proxy::Gateway;
 use crate::runtime::drain::{DrainService, Settling};
 use crate::runtime::reload::{Reloader, SignalReload};
@@ -88,6 +89,16 @@ fn server_conf(cfg: &FileConfig, flags: &RunFlags) -> ServerConf {
     }
 }
 
+/// `server.header_timeout` (validated at load).
+fn header_timeout(cfg: &FileConfig) -> std::time::Duration {
+    cfg.server
+        .header_timeout
+        .as_deref()
+        .and_then(|d| config::parse_duration(d).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(http1::DEFAULT_HEADER_TIMEOUT)
+}
+
 /// Runs the gateway until it is told to stop. Never returns.
 pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     let cfg = snapshot.source.clone();
@@ -111,9 +122,9 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     let store = Arc::new(ConfigStore::new(snapshot));
     let mut proxy = Service::new(
         "mcpgate proxy".to_string(),
-        Settling(Arc::new(pingora::proxy::http_proxy(
-            &server.configuration,
-            Gateway::new(store.clone()),
+        Settling(Arc::new(Http1App::new(
+            pingora::proxy::http_proxy(&server.configuration, Gateway::new(store.clone())),
+            header_timeout(&cfg),
         ))),
     );
     for l in cfg.listen.entries() {
@@ -185,6 +196,7 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
         },
     ));
     observability::metrics::metrics();
+    observability::metrics::header_timeouts();
     // Returns when the grace period ran out before every request finished (the drain service
     // exits sooner when they all do).
     server.run(RunArgs::default());

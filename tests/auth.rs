@@ -386,3 +386,165 @@ async fn unreachable_jwks_is_a_clean_503_not_a_hang() {
     assert!(started.elapsed().as_secs() < 5);
     assert!(up.requests().is_empty());
 }
+
+/// A compact JWT with a hand-made protected header (jsonwebtoken cannot write every `crit`
+/// shape): HS256 with `secret`, or RS256 with `rsa`.
+fn raw_jwt(
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+    secret: &[u8],
+    rsa: &openssl::pkey::PKey<openssl::pkey::Private>,
+) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let msg = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let md = openssl::hash::MessageDigest::sha256();
+    let sig = if header["alg"] == "HS256" {
+        let key = openssl::pkey::PKey::hmac(secret).unwrap();
+        openssl::sign::Signer::new(md, &key)
+            .unwrap()
+            .sign_oneshot_to_vec(msg.as_bytes())
+            .unwrap()
+    } else {
+        openssl::sign::Signer::new(md, rsa)
+            .unwrap()
+            .sign_oneshot_to_vec(msg.as_bytes())
+            .unwrap()
+    };
+    format!("{msg}.{}", b64.encode(sig))
+}
+
+#[tokio::test]
+async fn crit_headers_and_repeated_authorization_are_refused() {
+    use base64::Engine;
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+        "n": b64.encode(rsa.n().to_vec()), "e": b64.encode(rsa.e().to_vec()),
+    }]});
+    let rsa = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_file = crate::support::temp_file(&dir, "jwks.json", &jwks.to_string());
+    let bcrypt = bcrypt::hash("s3cret pass", 4).unwrap();
+    let up = recording("a", 200, "{}").await;
+    let gw = Gateway::start(&format!(
+        "public_url: https://mcp.example.com\nendpoints:\n  - path: /hs\n    backend:\n      hosts: [http://{up}]\n    policies:\n      auth:\n        jwt:\n          secret: \"{SECRET}\"\n          algorithms: [HS256]\n          audience: mcpgate\n        basic:\n          users:\n            - {{name: alice, bcrypt: \"{bcrypt}\"}}\n  - path: /rs\n    backend:\n      hosts: [http://{up}]\n    policies:\n      auth:\n        jwt:\n          jwks_file: {jwks}\n          algorithms: [RS256]\n          audience: mcpgate\n",
+        up = up.addr,
+        jwks = jwks_file.display(),
+    ));
+    let claims = serde_json::json!({"sub": "alice", "aud": "mcpgate", "exp": now() + 300});
+    let token = |alg: &str, crit: Option<serde_json::Value>| {
+        let mut header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": "k1"});
+        if let Some(c) = crit {
+            header["crit"] = c;
+        }
+        raw_jwt(&header, &claims, SECRET.as_bytes(), &rsa)
+    };
+    let send = |path: &'static str, auth: Vec<String>| {
+        let mut r = reqwest::Client::new()
+            .post(gw.url(path))
+            .header("content-type", "application/json")
+            .body(CALL);
+        for a in auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    // The same tokens without `crit` are accepted: what follows is refused for `crit` alone.
+    for (path, alg) in [("/hs", "HS256"), ("/rs", "RS256")] {
+        let resp = send(path, vec![format!("Bearer {}", token(alg, None))])
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{alg} without crit");
+    }
+    assert_eq!(up.requests().len(), 2);
+
+    let crits = [
+        serde_json::json!(["exp"]),
+        serde_json::json!(["https://example.com/unknown-extension"]),
+        serde_json::json!([]),
+        serde_json::json!("exp"),
+        serde_json::json!({"exp": true}),
+    ];
+    for (path, alg) in [("/hs", "HS256"), ("/rs", "RS256")] {
+        for crit in &crits {
+            let bearer = format!("Bearer {}", token(alg, Some(crit.clone())));
+            let resp = send(path, vec![bearer]).await.unwrap();
+            assert_eq!(resp.status(), 401, "{alg} crit {crit}");
+            let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+            assert!(
+                challenge.contains("Bearer") && challenge.contains("invalid_token"),
+                "{alg} crit {crit}: {challenge}"
+            );
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["id"], 0, "{alg} crit {crit}");
+            assert_eq!(v["error"]["data"]["reason"], "unauthorized");
+        }
+    }
+
+    let good = format!("Bearer {}", token("HS256", None));
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:s3cret pass")
+    );
+    for (what, values) in [
+        ("two valid bearer tokens", vec![good.clone(), good.clone()]),
+        (
+            "a valid and an invalid one",
+            vec![good.clone(), "Bearer nope".into()],
+        ),
+        (
+            "an invalid and a valid one",
+            vec!["Bearer nope".into(), good.clone()],
+        ),
+        (
+            "bearer and basic, both valid",
+            vec![good.clone(), basic.clone()],
+        ),
+        (
+            "basic and bearer, both valid",
+            vec![basic.clone(), good.clone()],
+        ),
+    ] {
+        let resp = send("/hs", values).await.unwrap();
+        assert_eq!(resp.status(), 401, "{what}");
+        assert!(
+            resp.headers().contains_key("www-authenticate"),
+            "{what}: a 401 carries a challenge"
+        );
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["id"], 0, "{what}");
+        assert_eq!(v["error"]["data"]["reason"], "unauthorized", "{what}");
+    }
+    // Each credential alone is fine.
+    assert_eq!(send("/hs", vec![basic]).await.unwrap().status(), 200);
+    assert_eq!(
+        up.requests().len(),
+        3,
+        "refused requests never reach the upstream"
+    );
+    let log = gw.access_log_when(3 + 10 + 5).await;
+    let reasons: Vec<&str> = log.iter().filter_map(|l| l["error"].as_str()).collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("critical header parameter not understood"))
+            .count(),
+        10,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("repeated authorization header"))
+            .count(),
+        5,
+        "{reasons:?}"
+    );
+}

@@ -15,6 +15,7 @@ mod circuit_breaker;
 mod cli;
 mod demo;
 mod errors;
+mod http1;
 mod limits;
 mod mcp_client;
 mod mcp_policies;

@@ -66,11 +66,26 @@ impl Gateway {
 
     /// Like [`Gateway::start_with_listen`], with a given `server.grace_period`.
     pub fn start_with_grace(extra_listeners: &str, grace: &str, body_yaml: &str) -> Gateway {
+        Gateway::start_with_server(
+            extra_listeners,
+            &format!("  grace_period: {grace}\n"),
+            body_yaml,
+        )
+    }
+
+    /// Like [`Gateway::start`], with more `server:` settings (indented YAML lines, e.g.
+    /// `"  header_timeout: 2s\n"`; `grace_period` defaults to `1s`).
+    pub fn start_with_server(extra_listeners: &str, server_yaml: &str, body_yaml: &str) -> Gateway {
+        let grace = if server_yaml.contains("grace_period:") {
+            ""
+        } else {
+            "  grace_period: 1s\n"
+        };
         let port = free_port();
         let admin_port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let yaml = format!(
-            "listen:\n  - 127.0.0.1:{port}\n{extra_listeners}admin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n  grace_period: {grace}\n  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
+            "listen:\n  - 127.0.0.1:{port}\n{extra_listeners}admin: 127.0.0.1:{admin_port}\nserver:\n  threads: 2\n{grace}{server_yaml}  graceful_shutdown_timeout: 1s\n  upgrade_sock: {up}\n  pid_file: {pid}\naccess_log:\n  path: {log}\n{body_yaml}",
             up = dir.path().join("upgrade.sock").display(),
             pid = dir.path().join("mcpgate.pid").display(),
             log = dir.path().join("access.log").display(),

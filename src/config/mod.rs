@@ -155,6 +155,11 @@ pub struct ServerSettings {
     /// Idle upstream connections kept for reuse, across all hosts (default 256).
     #[serde(default)]
     pub upstream_keepalive_pool_size: Option<usize>,
+    /// How long a client may take to send a whole HTTP/1.1 request header, e.g. `10s` (default
+    /// `10s`); from the accept for a connection's first request, from the first byte for later
+    /// ones. A late header gets 408 and the connection is closed.
+    #[serde(default)]
+    pub header_timeout: Option<String>,
 }
 
 /// The access log.

@@ -112,6 +112,16 @@ fn check_server(s: &ServerSettings, problems: &mut Vec<Problem>) {
         "server.graceful_shutdown_timeout",
         problems,
     );
+    if let Some(t) = &s.header_timeout {
+        match parse_duration(t) {
+            Ok(d) if d.is_zero() => problems.push(Problem::new(
+                "server.header_timeout",
+                "must be greater than zero",
+            )),
+            Ok(_) => {}
+            Err(msg) => problems.push(Problem::new("server.header_timeout", msg)),
+        }
+    }
 }
 
 fn check_access_log(log: &AccessLogSettings, problems: &mut Vec<Problem>) {
@@ -415,6 +425,22 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         for bad in ["", "5", "s", "5x", "-1s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_timeout_is_a_positive_duration() {
+        let check = |v: &str| {
+            let text = format!(
+                "listen: 127.0.0.1:8080\nserver:\n  header_timeout: {v}\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://127.0.0.1:3000]\n"
+            );
+            crate::config::load_str(&text, false, "t").map_err(|e| e.to_string())
+        };
+        let cfg = check("2s").expect("valid");
+        assert_eq!(cfg.server.header_timeout.as_deref(), Some("2s"));
+        for bad in ["0s", "soon", "5"] {
+            let err = check(bad).expect_err(bad);
+            assert!(err.contains("server.header_timeout"), "{bad}: {err}");
         }
     }
 

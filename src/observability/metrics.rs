@@ -560,3 +560,21 @@ static UNMATCHED_METRICS: LazyLock<EndpointMetrics> =
 pub fn unmatched() -> &'static EndpointMetrics {
     &UNMATCHED_METRICS
 }
+
+/// Connections whose request header did not complete within `server.header_timeout` (closed,
+/// with a 408 when part of a header had arrived).
+pub const HEADER_TIMEOUTS: &str = "mcpgate_header_timeouts_total";
+
+static HEADER_TIMEOUT_COUNTER: LazyLock<IntCounter> = LazyLock::new(|| {
+    #[allow(clippy::expect_used)] // startup only: a name clash is a programming error
+    register_int_counter!(
+        HEADER_TIMEOUTS,
+        "Connections closed because a request header did not complete within server.header_timeout."
+    )
+    .expect("register")
+});
+
+/// The counter of [`HEADER_TIMEOUTS`].
+pub fn header_timeouts() -> &'static IntCounter {
+    &HEADER_TIMEOUT_COUNTER
+}

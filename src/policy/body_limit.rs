@@ -103,14 +103,17 @@ impl Limits {
         })
     }
 
-    /// Checks the header section and a declared `Content-Length`.
+    /// Checks the header section (the request line included) and a declared `Content-Length`.
     pub fn check_request(&self, req: &RequestHeader) -> Result<(), GatewayError> {
         let count = req.headers.len();
-        let bytes: usize = req
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
+        // `METHOD SP target SP HTTP/1.1 CRLF`
+        let request_line = req.method.as_str().len() + req.raw_path().len() + 12;
+        let bytes: usize = request_line
+            + req
+                .headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>();
         if count > self.max_headers || bytes as u64 > self.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
@@ -186,5 +189,30 @@ mod tests {
         assert!(l.check_request(&r).is_ok());
         r.insert_header("c", "3").unwrap();
         assert_eq!(l.check_request(&r), Err(GatewayError::HeadersTooLarge));
+    }
+
+    #[test]
+    fn the_request_line_counts_toward_the_header_bytes() {
+        let l = Limits::compile(
+            &LimitsConfig {
+                max_header_bytes: Some(Size::Bytes(100)),
+                ..Default::default()
+            },
+            "p",
+        )
+        .unwrap();
+        let mut r = RequestHeader::build("GET", b"/mcp", None).unwrap();
+        r.insert_header("host", "a").unwrap();
+        assert!(l.check_request(&r).is_ok(), "a short line and header fit");
+        // 3 + 80 + 12 = 95 bytes of request line, plus `host: a` (9): over 100, while
+        // the header fields alone (9 bytes) are far under it.
+        let long = format!("/mcp?{}", "q".repeat(75));
+        let mut r = RequestHeader::build("GET", long.as_bytes(), None).unwrap();
+        r.insert_header("host", "a").unwrap();
+        assert_eq!(l.check_request(&r), Err(GatewayError::HeadersTooLarge));
+        let fits = format!("/mcp?{}", "q".repeat(70));
+        let mut r = RequestHeader::build("GET", fits.as_bytes(), None).unwrap();
+        r.insert_header("host", "a").unwrap();
+        assert!(l.check_request(&r).is_ok(), "90 + 9 bytes fit in 100");
     }
 }

@@ -370,7 +370,7 @@ async fn write(
         }
         _ => {}
     }
-    session.set_keepalive(None);
+    super::http1::keep_alive_after_answer(session).await;
     session.write_response_header(Box::new(resp), false).await?;
     session
         .write_response_body(Some(Bytes::from(body)), true)
@@ -423,7 +423,7 @@ pub async fn answer_document(session: &mut Session, body: &str) -> u16 {
 /// still unread (bounded in size and time).
 async fn request_shape(session: &mut Session, ctx: &mut RequestCtx) -> Option<RequestShape> {
     let req = session.req_header();
-    if req.method != http::Method::POST {
+    if req.method != http::Method::POST || super::http1::awaits_continue(session) {
         return None;
     }
     let json = req

@@ -4,8 +4,10 @@
 pub mod circuit_breaker;
 pub mod ctx;
 pub mod errors;
+pub mod header_deadline;
 pub mod headers;
 pub mod health;
+pub mod http1;
 pub mod inspection;
 pub mod oauth_relay;
 pub mod pinning;
@@ -53,6 +55,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        http1::header_complete();
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -185,10 +188,15 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
+        // A `100 Continue` sent before does not count as the answer.
+        let unanswered = session
+            .response_written()
+            .is_none_or(|r| r.status.is_informational());
+        // After a failed proxy attempt Pingora reuses the client connection only when it could
+        // reuse the upstream one, which it never can here: the answer says it closes.
+        session.set_keepalive(None);
         let error_code = match GatewayError::from_proxy_error(e).map(|err| err.in_ctx(ctx)) {
-            Some(err) if session.response_written().is_none() => {
-                errors::answer(session, ctx, err).await
-            }
+            Some(err) if unanswered => errors::answer(session, ctx, err).await,
             _ => 0,
         };
         FailToProxy {

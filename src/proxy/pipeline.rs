@@ -4,6 +4,7 @@
 
 use super::ctx::RequestCtx;
 use super::errors::{self, GatewayError};
+use super::http1;
 use super::inspection;
 use super::pinning;
 use super::routing;
@@ -23,6 +24,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         other => other,
     };
     if let Verdict::Continue = verdict {
+        http1::continue_before_inspection(session, ctx).await;
         verdict = match inspection::run(session, ctx)
             .await
             .and_then(|()| rules(session, ctx))
@@ -38,7 +40,10 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         };
     }
     match verdict {
-        Verdict::Continue => false,
+        Verdict::Continue => {
+            http1::send_continue(session).await;
+            false
+        }
         Verdict::Preflight(headers) => {
             errors::answer_preflight(session, headers).await;
             true

@@ -484,6 +484,11 @@ impl JwtVerifier {
     /// Signature and claims; returns the identity, `exp` and the key generation used.
     async fn verify_uncached(&self, token: &str) -> Result<(Identity, u64, u64), AuthError> {
         let inner = &*self.inner;
+        if crypto::names_crit(token) {
+            return Err(AuthError::Invalid(
+                "critical header parameter not understood",
+            ));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e))?;
         let validation = inner
             .checks

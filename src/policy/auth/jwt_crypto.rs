@@ -37,6 +37,21 @@ pub(super) fn install() {
     let _ = PROVIDER.install_default();
 }
 
+/// Whether the token's protected header has a `crit` member, whatever its value. The gateway
+/// understands no JWS extension, so any `crit` (even an empty or malformed one, both invalid per
+/// RFC 7515 4.1.11) refuses the token. A header that cannot be read is left to the decoder.
+pub(super) fn names_crit(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(encoded) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json)
+        .is_ok_and(|header| header.contains_key("crit"))
+}
+
 fn unsupported() -> Error {
     ErrorKind::Provider("not supported by the gateway's OpenSSL backend".into()).into()
 }

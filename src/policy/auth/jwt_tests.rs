@@ -72,6 +72,11 @@ fn sign(alg: &str, kid: Option<&str>, key: &Key, claims: &Value) -> String {
         Some(kid) => json!({"alg": alg, "typ": "JWT", "kid": kid}),
         None => json!({"alg": alg, "typ": "JWT"}),
     };
+    sign_header(alg, header, key, claims)
+}
+
+/// A compact JWT with the given protected header, signed by OpenSSL with `alg`.
+fn sign_header(alg: &str, header: Value, key: &Key, claims: &Value) -> String {
     let (header, claims) = (header.to_string(), claims.to_string());
     let msg = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
     let md = match &alg[2..] {
@@ -740,4 +745,47 @@ fn the_verifier_and_its_future_are_send_and_sync() {
     let v = hs(json!({}));
     send_sync(&v);
     send(&v.verify("x"));
+}
+
+#[tokio::test]
+async fn a_crit_header_refuses_hs256_and_rs256_tokens() {
+    let refused = bad("critical header parameter not understood");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[jwk("r", key(0))])).unwrap();
+    let rs = verifier(json!({"jwks_file": file, "algorithms": ["RS256"], "issuer": ISS}));
+    let c = claims(json!({}));
+    let hmac = Key::Hmac(SECRET.into());
+    let crits = [
+        json!(["exp"]),                  // a registered claim name, as if it were an extension
+        json!(["kid"]),                  // a header parameter the verifier does know
+        json!(["http://example.com/x"]), // an unknown extension
+        json!([]),                       // empty: invalid per RFC 7515
+        json!("exp"),                    // not an array
+        json!(null),
+    ];
+    for crit in crits {
+        let hs_header = json!({"alg": "HS256", "typ": "JWT", "crit": crit.clone()});
+        let hs_token = sign_header("HS256", hs_header, &hmac, &c);
+        assert_eq!(
+            check(&hs(json!({})), &hs_token).await,
+            refused,
+            "HS256 crit {crit}"
+        );
+        let rs_header = json!({"alg": "RS256", "kid": "r", "crit": crit.clone()});
+        let rs_token = sign_header("RS256", rs_header, key(0), &c);
+        assert_eq!(check(&rs, &rs_token).await, refused, "RS256 crit {crit}");
+    }
+    // The same tokens without `crit` pass: the refusal is the crit member, nothing else.
+    let hs_token = sign_header("HS256", json!({"alg": "HS256", "typ": "JWT"}), &hmac, &c);
+    expect! {hs(json!({})); hs_token => OK}
+    let rs_token = sign_header("RS256", json!({"alg": "RS256", "kid": "r"}), key(0), &c);
+    expect! {rs; rs_token => OK}
+    // An escaped member name is the same name.
+    let escaped = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","cr\u0069t":["x"]}"#),
+        b64(c.to_string().as_bytes())
+    );
+    assert!(super::crypto::names_crit(&escaped));
 }

@@ -101,10 +101,12 @@ impl Authenticator {
 
     /// Authenticates a request.
     pub async fn authenticate(&self, req: &RequestHeader) -> Result<Arc<Identity>, AuthError> {
-        let authorization = req
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
+        let mut all = req.headers.get_all(http::header::AUTHORIZATION).iter();
+        let authorization = all.next().map(|v| v.as_bytes());
+        if all.next().is_some() {
+            // Which one would count is ambiguous (and a proxy in between may pick another).
+            return Err(AuthError::Invalid("repeated authorization header"));
+        }
         if let Some(value) = authorization {
             if let Some(token) = strip_scheme(value, b"bearer ") {
                 if let Some(keys) = self
