@@ -2,5 +2,6 @@
 
 pub mod inspect;
 pub mod jsonrpc;
+pub mod response;
 pub mod session_pin;
 pub mod tool_registry;
