@@ -11,6 +11,7 @@ use crate::mcp::response::{self, Unreadable};
 use crate::mcp::tool_registry::ToolRegistry;
 use crate::policy::auth::identity::Identity;
 use crate::policy::tools::ToolPolicy;
+use crate::proxy::errors::GatewayError;
 use bytes::{Bytes, BytesMut};
 
 /// The most of a JSON answer (or one SSE event) held for filtering.
@@ -40,14 +41,8 @@ pub struct ToolsFilter {
     declared_sse: bool,
 }
 
-/// What one chunk gives: bytes to send now, and whether the answer was refused after them.
-#[derive(Debug, Default, PartialEq)]
-pub struct Step {
-    /// Bytes that can be sent (read and filtered, or passed as read).
-    pub send: Option<Bytes>,
-    /// The rest of the answer could not be read.
-    pub refused: Option<Unreadable>,
-}
+/// Makes the bytes that replace an unreadable answer (or event), and logs and counts it.
+pub type Replace<'a> = dyn FnMut(Unreadable) -> Vec<u8> + 'a;
 
 impl ToolsFilter {
     /// A filter for an answer whose header says SSE (`declared_sse`) or anything else.
@@ -59,45 +54,42 @@ impl ToolsFilter {
         }
     }
 
-    /// Whether the answer was refused (what follows is dropped).
-    pub fn refused(&self) -> bool {
-        self.state == State::Refused
-    }
-
     /// Whether a replacement must be framed as an SSE event.
     pub fn declared_sse(&self) -> bool {
         self.declared_sse
     }
 
-    /// Takes a chunk of the answer; returns what can be sent now.
+    /// Takes a chunk of the answer; returns what can be sent now. A JSON answer that cannot be
+    /// read is replaced whole by `replace`'s bytes; in an SSE stream, each event that cannot be
+    /// read is, and the events after it are read in turn. An answer or event too large to hold
+    /// is replaced and the rest of the answer dropped.
     pub fn chunk(
         &mut self,
         chunk: Option<&Bytes>,
         end: bool,
         keep: &dyn Fn(&serde_json::Value) -> bool,
-    ) -> Step {
+        replace: &mut Replace<'_>,
+    ) -> Option<Bytes> {
         if self.state == State::Refused {
-            return Step::default();
+            return None;
         }
         if let Some(c) = chunk {
             self.held.extend_from_slice(c);
         }
         let mut out = BytesMut::new();
-        let refused = self.read(end, keep, &mut out).err();
-        if refused.is_some() {
+        if let Err(why) = self.read(end, keep, replace, &mut out) {
             self.state = State::Refused;
             self.held.clear();
+            out.extend_from_slice(&replace(why));
         }
-        Step {
-            send: (!out.is_empty()).then(|| out.freeze()),
-            refused,
-        }
+        (!out.is_empty()).then(|| out.freeze())
     }
 
     fn read(
         &mut self,
         end: bool,
         keep: &dyn Fn(&serde_json::Value) -> bool,
+        replace: &mut Replace<'_>,
         out: &mut BytesMut,
     ) -> Result<(), Unreadable> {
         if self.state == State::Sniff {
@@ -141,11 +133,11 @@ impl ToolsFilter {
             State::Sse => {
                 while let Some(end_at) = event_end(&self.held) {
                     let event = self.held.split_to(end_at).freeze();
-                    pass_event(&event, keep, out)?;
+                    pass_event(&event, keep, replace, out);
                 }
                 if end && !self.held.is_empty() {
                     let rest = self.held.split().freeze();
-                    pass_event(&rest, keep, out)?;
+                    pass_event(&rest, keep, replace, out);
                 }
             }
             _ => {}
@@ -154,17 +146,19 @@ impl ToolsFilter {
     }
 }
 
-/// Appends `event` to `out`, filtered when it carries a `tools/list` result.
+/// Appends `event` to `out`: filtered when it carries a `tools/list` result, replaced when it
+/// cannot be read.
 fn pass_event(
     event: &Bytes,
     keep: &dyn Fn(&serde_json::Value) -> bool,
+    replace: &mut Replace<'_>,
     out: &mut BytesMut,
-) -> Result<(), Unreadable> {
-    match filter_event(event, keep)? {
-        Some(v) => out.extend_from_slice(&v),
-        None => out.extend_from_slice(event),
+) {
+    match filter_event(event, keep) {
+        Ok(Some(v)) => out.extend_from_slice(&v),
+        Ok(None) => out.extend_from_slice(event),
+        Err(why) => out.extend_from_slice(&replace(why)),
     }
-    Ok(())
 }
 
 /// Whether a tool of a `tools/list` answer is shown: it is recorded (name, definition hash),
@@ -321,7 +315,10 @@ pub fn on_response_header(
             .to_ascii_lowercase()
     });
     if encoding.is_some_and(|e| !e.is_empty() && e != "identity") {
-        refused(ctx, Unreadable::Compressed);
+        refused(
+            ctx.endpoint().map_or("", |ep| ep.name.as_str()),
+            Unreadable::Compressed,
+        );
         return Err(pingora::Error::explain(
             pingora::ErrorType::InvalidHTTPHeader,
             "compressed tools/list answer",
@@ -346,8 +343,7 @@ pub fn on_response_header(
 }
 
 /// Logs and counts a refused answer.
-fn refused(ctx: &crate::proxy::ctx::RequestCtx, why: Unreadable) {
-    let endpoint = ctx.endpoint().map_or("", |ep| ep.name.as_str());
+fn refused(endpoint: &str, why: Unreadable) {
     tracing::warn!(
         endpoint,
         reason = why.as_str(),
@@ -356,10 +352,10 @@ fn refused(ctx: &crate::proxy::ctx::RequestCtx, why: Unreadable) {
     crate::observability::metrics::metrics().response_filter_refused(endpoint, why.as_str());
 }
 
-/// Each response body chunk of a filtered answer. A refused answer is replaced from there on
-/// by a JSON-RPC error for the request (an SSE event when the answer was labelled SSE): the
-/// status line has gone out with the upstream's header by then. The upstream's answer is not
-/// read further; if it goes on, the stream is ended.
+/// Each response body chunk of a filtered answer. What cannot be read is replaced by a
+/// JSON-RPC error for the request (`id` from the request; `null` on a resumed GET stream), as an
+/// SSE event when the answer was labelled SSE: the status line has gone out with the upstream's
+/// header by then, so the error is in the body (`data.status` 502).
 pub fn on_body(
     ctx: &mut crate::proxy::ctx::RequestCtx,
     body: &mut Option<Bytes>,
@@ -368,16 +364,6 @@ pub fn on_body(
     let Some(filter) = ctx.tools_filter.as_mut() else {
         return Ok(());
     };
-    if filter.refused() {
-        *body = None;
-        return match end {
-            true => Ok(()),
-            false => pingora::Error::e_explain(
-                pingora::ErrorType::InternalError,
-                "refused tools/list answer ended",
-            ),
-        };
-    }
     let snapshot = ctx.snapshot.clone();
     let Some(ep) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
         return Ok(());
@@ -388,31 +374,26 @@ pub fn on_body(
         &ep.policies.tool_registry,
         ctx.identity.as_deref(),
     );
-    let step = filter.chunk(body.as_ref(), end, &keep);
     let declared_sse = filter.declared_sse();
-    let Some(why) = step.refused else {
-        *body = step.send;
-        return Ok(());
+    let request = &ctx.body;
+    let mut first = None;
+    let mut replace = |why: Unreadable| {
+        refused(&ep.name, why);
+        let err = GatewayError::UnreadableAnswer {
+            reason: why.as_str(),
+        };
+        let shape = crate::mcp::jsonrpc::request_shape(&request.bytes());
+        let error = err.jsonrpc_body(shape.as_ref());
+        first.get_or_insert(err);
+        match declared_sse {
+            true => [b"event: message\ndata: ".as_slice(), &error, b"\n\n"].concat(),
+            false => error,
+        }
     };
-    refused(ctx, why);
-    let err = crate::proxy::errors::GatewayError::UnreadableAnswer {
-        reason: why.as_str(),
-    };
-    let shape = crate::mcp::jsonrpc::request_shape(&ctx.body.bytes());
-    let error = err.jsonrpc_body(shape.as_ref());
-    let mut out = BytesMut::new();
-    if let Some(sent) = step.send {
-        out.extend_from_slice(&sent);
+    *body = filter.chunk(body.as_ref(), end, &keep, &mut replace);
+    if let Some(err) = first {
+        ctx.error.get_or_insert(err);
     }
-    if declared_sse {
-        out.extend_from_slice(b"event: message\ndata: ");
-        out.extend_from_slice(&error);
-        out.extend_from_slice(b"\n\n");
-    } else {
-        out.extend_from_slice(&error);
-    }
-    *body = Some(out.freeze());
-    ctx.error = Some(err);
     Ok(())
 }
 

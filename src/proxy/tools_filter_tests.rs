@@ -10,25 +10,29 @@ fn no_secret(t: &serde_json::Value) -> bool {
 const LIST: &str = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"secret_x"},{"name":"add"}],"nextCursor":"c"}}"#;
 const FILTERED: &str = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"add"}],"nextCursor":"c"}}"#;
 
-/// Feeds `input` in pieces of `size` bytes; returns what was sent and the refusal, if any.
+/// Feeds `input` in pieces of `size` bytes; returns what was sent (a replacement shows as
+/// `<reason>`) and the first refusal, if any.
 fn run(declared_sse: bool, input: &[u8], size: usize) -> (String, Option<Unreadable>) {
     let mut f = ToolsFilter::new(declared_sse);
     let mut out = Vec::new();
     let mut refused = None;
+    let mut replace = |why: Unreadable| {
+        refused.get_or_insert(why);
+        format!("<{why}>").into_bytes()
+    };
     let pieces: Vec<&[u8]> = input.chunks(size.max(1)).collect();
     for (i, piece) in pieces.iter().enumerate() {
-        let step = f.chunk(
+        let sent = f.chunk(
             Some(&Bytes::copy_from_slice(piece)),
             i + 1 == pieces.len(),
             &no_secret,
+            &mut replace,
         );
-        out.extend_from_slice(&step.send.unwrap_or_default());
-        refused = refused.or(step.refused);
+        out.extend_from_slice(&sent.unwrap_or_default());
     }
     if pieces.is_empty() {
-        let step = f.chunk(None, true, &no_secret);
-        out.extend_from_slice(&step.send.unwrap_or_default());
-        refused = refused.or(step.refused);
+        let sent = f.chunk(None, true, &no_secret, &mut replace);
+        out.extend_from_slice(&sent.unwrap_or_default());
     }
     (String::from_utf8_lossy(&out).into_owned(), refused)
 }
@@ -213,7 +217,7 @@ fn unreadable_json_answers_are_refused_whole() {
         for declared_sse in [false, true] {
             assert_eq!(
                 run(declared_sse, body.as_bytes(), 5),
-                (String::new(), Some(why)),
+                (format!("<{why}>"), Some(why)),
                 "{body}"
             );
         }
@@ -222,13 +226,13 @@ fn unreadable_json_answers_are_refused_whole() {
     let twice = format!("\u{feff}\u{feff}{LIST}");
     assert_eq!(
         run(false, twice.as_bytes(), 2),
-        ("\u{feff}".into(), Some(Unreadable::SseSyntax))
+        ("\u{feff}<sse_syntax>".into(), Some(Unreadable::SseSyntax))
     );
     let mut latin1 = LIST.as_bytes().to_vec();
     latin1.insert(40, 0xE9);
     assert_eq!(
         run(false, &latin1, 5),
-        (String::new(), Some(Unreadable::NotUtf8))
+        ("<not_utf8>".into(), Some(Unreadable::NotUtf8))
     );
 }
 
@@ -244,7 +248,7 @@ fn batches_are_filtered_message_by_message() {
 }
 
 #[test]
-fn unreadable_sse_events_are_refused_after_the_events_before_them() {
+fn unreadable_sse_events_are_replaced_and_the_stream_read_on() {
     let good = "id: 1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
     let cases: Vec<(String, Unreadable)> = vec![
         (format!("Data: {LIST}\n\n"), Unreadable::SseSyntax),
@@ -257,11 +261,7 @@ fn unreadable_sse_events_are_refused_after_the_events_before_them() {
             Unreadable::NotJson,
         ),
         (
-            format!(
-                "data: {}\n\n",
-                LIST.replace("\"Result\"", "x")
-                    .replace("\"result\"", "\"rEsult\"")
-            ),
+            format!("data: {}\n\n", LIST.replace("\"result\"", "\"rEsult\"")),
             Unreadable::MemberCase,
         ),
         (
@@ -274,39 +274,49 @@ fn unreadable_sse_events_are_refused_after_the_events_before_them() {
             ),
             Unreadable::DuplicateMember,
         ),
-        // Cut inside the result event: the incomplete event is not passed either.
-        (format!("data: {}", &LIST[..60]), Unreadable::NotJson),
     ];
     for (bad, why) in cases {
         let stream = format!("{good}{bad}id: 9\ndata: {LIST}\n\n");
+        let want = format!("{good}<{why}>id: 9\ndata: {FILTERED}\n\n");
         for size in [1, 13, 100_000] {
-            let (out, refused) = run(true, stream.as_bytes(), size);
-            assert_eq!(refused, Some(why), "{stream:?}");
             assert_eq!(
-                out, good,
-                "only the events before the unreadable one: {stream:?}"
+                run(true, stream.as_bytes(), size),
+                (want.clone(), Some(why)),
+                "{stream:?}"
             );
         }
     }
+    // Cut inside the result event: the incomplete event is not passed either.
+    let cut = format!("{good}data: {}", &LIST[..60]);
+    assert_eq!(
+        run(true, cut.as_bytes(), 7),
+        (format!("{good}<not_json>"), Some(Unreadable::NotJson))
+    );
 }
 
 #[test]
 fn holding_is_bounded() {
+    let mut refused = Vec::new();
+    let mut replace = |why: Unreadable| {
+        refused.push(why);
+        b"<>".to_vec()
+    };
     let mut g = ToolsFilter::new(false);
     let big = Bytes::from(vec![b' '; HOLD_LIMIT + 1]);
-    let step = g.chunk(Some(&big), false, &no_secret);
-    assert_eq!(step.refused, Some(Unreadable::TooLarge));
-    assert!(g.refused());
-    assert_eq!(
-        g.chunk(Some(&Bytes::from_static(b"{}")), true, &no_secret),
-        Step::default()
+    let sent = g.chunk(Some(&big), false, &no_secret, &mut replace);
+    assert_eq!(sent.as_deref(), Some(b"<>".as_slice()));
+    let rest = g.chunk(
+        Some(&Bytes::from_static(b"{}")),
+        true,
+        &no_secret,
+        &mut replace,
     );
+    assert_eq!(rest, None, "the rest is dropped");
     let mut h = ToolsFilter::new(true);
     let mut event = b"data: ".to_vec();
     event.extend(std::iter::repeat_n(b'x', HOLD_LIMIT));
-    assert_eq!(
-        h.chunk(Some(&Bytes::from(event)), false, &no_secret)
-            .refused,
-        Some(Unreadable::TooLarge)
-    );
+    assert!(h
+        .chunk(Some(&Bytes::from(event)), false, &no_secret, &mut replace)
+        .is_some());
+    assert_eq!(refused, [Unreadable::TooLarge, Unreadable::TooLarge]);
 }
