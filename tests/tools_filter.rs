@@ -101,6 +101,24 @@ async fn compressed_answers_and_resumed_streams_cannot_bypass_the_filter() {
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     assert_eq!(body["id"], 3, "{body}");
     assert_eq!(body["error"]["data"]["reason"], "upstream_failed", "{body}");
+    let page = gw
+        .metrics_when(|p| {
+            crate::support::metric_value(
+                p,
+                "mcpgate_response_filter_refused_total",
+                &[("reason", "compressed")],
+            ) >= 1.0
+        })
+        .await;
+    assert_eq!(
+        crate::support::metric_value(
+            &page,
+            "mcpgate_response_filter_refused_total",
+            &[("reason", "compressed")]
+        ),
+        1.0,
+        "counted as a refusal"
+    );
 
     // A GET resuming a stream: the replayed tools/list result is filtered too.
     let resp = client

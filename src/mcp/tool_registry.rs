@@ -74,7 +74,8 @@ pub struct ToolRegistry {
     /// Names from the config (always valid label values); replaced on reload, since the
     /// registry outlives a reload that changes them.
     configured: arc_swap::ArcSwap<Vec<String>>,
-    /// Names of tools the upstream answered a call to with a result (label values, the first
+    /// Names of tools the upstream answered a call to with a result, not a tool error (label
+    /// values, the first
     /// [`MAX_LABELS`]): a call is labelled by its tool even when this process never relayed the
     /// `tools/list` that showed it (another instance of the fleet did, or the process before an
     /// upgrade or restart, and clients list tools once per session).

@@ -87,9 +87,10 @@ pub fn record(ctx: &RequestCtx, status: u16) {
         };
         let registry = &ep.policies.tool_registry;
         if let Some(t) = msg.tool() {
-            // The upstream answered this call with a result: it knows the tool, whichever
-            // process relayed the `tools/list` that showed it.
-            if ctx.tool_result && matches!(outcome, "ok" | "tool_error") {
+            // The upstream answered this call with a result that is not a tool error: it knows
+            // the tool, whichever process relayed the `tools/list` that showed it. (Servers
+            // answer an unknown tool with a JSON-RPC error or a tool error.)
+            if ctx.tool_result && outcome == "ok" {
                 registry.answered(t);
             }
         }
