@@ -297,3 +297,56 @@ pub async fn mixed() -> Upstream {
     up.seen = seen;
     up
 }
+
+/// One scripted answer: status, `Content-Type` (none when `None`) and the body's chunks (sent
+/// 30 ms apart, so each reaches the gateway on its own).
+#[derive(Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub chunks: Vec<String>,
+}
+
+/// An MCP-shaped upstream for answer-reading tests: every request is recorded, and a POST is
+/// answered with `cases[x-case header]` (404 for an unknown case).
+pub async fn scripted(cases: std::collections::HashMap<String, Scripted>) -> Upstream {
+    use futures::StreamExt as _;
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let cases = Arc::new(cases);
+    let router = Router::new().fallback(any(
+        move |method: Method, uri: Uri, headers: HeaderMap, body_in: Bytes| {
+            let seen = s2.clone();
+            let cases = cases.clone();
+            async move {
+                let case = headers
+                    .get("x-case")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|c| cases.get(c).cloned());
+                record(&seen, method, uri, headers, body_in);
+                let Some(case) = case else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                let chunks = case
+                    .chunks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| async move {
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                        }
+                        Ok::<_, std::convert::Infallible>(Bytes::from(c))
+                    });
+                let stream = futures::stream::iter(chunks).then(|f| f);
+                let mut resp = Response::builder().status(case.status);
+                if let Some(t) = case.content_type {
+                    resp = resp.header("content-type", t);
+                }
+                resp.body(Body::from_stream(stream)).unwrap_or_default()
+            }
+        },
+    ));
+    let mut up = Upstream::start(router).await;
+    up.seen = seen;
+    up
+}

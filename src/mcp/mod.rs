@@ -3,5 +3,6 @@
 pub mod attribution;
 pub mod inspect;
 pub mod jsonrpc;
+pub mod response;
 pub mod session_pin;
 pub mod tool_registry;

@@ -71,8 +71,15 @@ pub struct ToolRegistry {
     tools: Mutex<BTreeMap<String, ToolRecord>>,
     /// Pinning settings (`None`: names only, for metric labels).
     pub pinning: Option<(OnChange, BTreeMap<String, String>)>,
-    /// Names from the config (always valid label values).
-    configured: Vec<String>,
+    /// Names from the config (always valid label values); replaced on reload, since the
+    /// registry outlives a reload that changes them.
+    configured: arc_swap::ArcSwap<Vec<String>>,
+    /// Names of tools the upstream answered a call to with a result, not a tool error (label
+    /// values, the first
+    /// [`MAX_LABELS`]): a call is labelled by its tool even when this process never relayed the
+    /// `tools/list` that showed it (another instance of the fleet did, or the process before an
+    /// upgrade or restart, and clients list tools once per session).
+    called: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The hash of a tool definition (SHA-256 hex of the fields that define it, keys sorted).
@@ -104,7 +111,25 @@ impl ToolRegistry {
         ToolRegistry {
             tools: Mutex::new(BTreeMap::new()),
             pinning: pinning.map(|p| (p.on_change, p.pinned.clone())),
-            configured,
+            configured: arc_swap::ArcSwap::from_pointee(configured),
+            called: Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// Sets the tool names written in the config (at each compile of a snapshot).
+    pub fn configure(&self, configured: Vec<String>) {
+        self.configured.store(std::sync::Arc::new(configured));
+    }
+
+    /// Records that the upstream answered a call to `tool` with a result: the name becomes a
+    /// label value while fewer than [`MAX_LABELS`] names were recorded this way.
+    pub fn answered(&self, tool: &str) {
+        let mut called = match self.called.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if called.len() < MAX_LABELS && !called.contains(tool) {
+            called.insert(tool.to_string());
         }
     }
 
@@ -164,10 +189,16 @@ impl ToolRegistry {
             && self.lock().get(tool).is_some_and(ToolRecord::changed)
     }
 
-    /// The metric label for `tool`: its name when configured or seen, else `other`.
+    /// The metric label for `tool`: its name when configured, seen in a `tools/list` answer,
+    /// or answered with a result before (each bounded), else `other`.
     pub fn label<'a>(&self, tool: &'a str) -> &'a str {
-        if self.configured.iter().any(|c| c == tool)
+        let called = || match self.called.lock() {
+            Ok(g) => g.contains(tool),
+            Err(p) => p.into_inner().contains(tool),
+        };
+        if self.configured.load().iter().any(|c| c == tool)
             || self.lock().get(tool).is_some_and(|r| r.labelled)
+            || called()
         {
             tool
         } else {
@@ -231,6 +262,27 @@ mod tests {
         // Key order does not change the hash.
         let reordered = serde_json::json!({"inputSchema":{"type":"object"},"description":"Echo.","name":"echo"});
         assert_eq!(definition_hash(&v1), definition_hash(&reordered));
+    }
+
+    #[test]
+    fn answered_calls_and_reconfigured_names_are_labels_within_bounds() {
+        let r = ToolRegistry::new(None, vec!["a".into()]);
+        assert_eq!(r.label("a"), "a");
+        assert_eq!(r.label("b"), "other");
+        r.configure(vec!["b".into()]);
+        assert_eq!((r.label("a"), r.label("b")), ("other", "b"));
+        r.answered("c");
+        assert_eq!(r.label("c"), "c", "answered with a result: a label");
+        for i in 0..MAX_LABELS + 10 {
+            r.answered(&format!("t{i}"));
+        }
+        assert_eq!(r.label("t0"), "t0");
+        assert_eq!(
+            r.label(&format!("t{}", MAX_LABELS - 2)),
+            format!("t{}", MAX_LABELS - 2)
+        );
+        assert_eq!(r.label(&format!("t{}", MAX_LABELS)), "other", "bounded");
+        assert!(r.snapshot().is_empty(), "calls are not tool definitions");
     }
 
     #[test]

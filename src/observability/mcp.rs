@@ -85,10 +85,16 @@ pub fn record(ctx: &RequestCtx, status: u16) {
                 .copied()
                 .unwrap_or("other"),
         };
-        let tool = msg
-            .tool()
-            .map(|t| ep.policies.tool_registry.label(t))
-            .unwrap_or("");
+        let registry = &ep.policies.tool_registry;
+        if let Some(t) = msg.tool() {
+            // The upstream answered this call with a result that is not a tool error: it knows
+            // the tool, whichever process relayed the `tools/list` that showed it. (Servers
+            // answer an unknown tool with a JSON-RPC error or a tool error.)
+            if ctx.tool_result && outcome == "ok" {
+                registry.answered(t);
+            }
+        }
+        let tool = msg.tool().map(|t| registry.label(t)).unwrap_or("");
         m.mcp_request(&ep.name, method, tool, outcome);
         if method == "tools/call" && ctx.upstream_sent.is_some() {
             m.tool_call(&ep.name, tool, ctx.started.elapsed().as_secs_f64());
@@ -96,9 +102,10 @@ pub fn record(ctx: &RequestCtx, status: u16) {
     }
 }
 
-/// Scans a `tools/call` answer for `"isError":true` outside a string (a tool error). Each chunk
-/// is searched where it lies; only the last few bytes of the previous chunk are kept, so a match
-/// split across two chunks is found too.
+/// Scans a `tools/call` answer for `"isError":true` outside a string (a tool error) and for a
+/// `"result"` member (an answer, not a JSON-RPC error). Each chunk is searched where it lies;
+/// only the last few bytes of the previous chunk are kept, so a match split across two chunks
+/// is found too.
 pub fn scan_tool_error(ctx: &mut RequestCtx, chunk: &[u8]) {
     if ctx.tool_error || !ctx.calls_one_tool() {
         return;
@@ -106,7 +113,11 @@ pub fn scan_tool_error(ctx: &mut RequestCtx, chunk: &[u8]) {
     let tail = std::mem::take(&mut ctx.scan_tail);
     let head = &chunk[..chunk.len().min(KEEP)];
     let across: Vec<u8> = tail.iter().chain(head).copied().collect();
-    ctx.tool_error = has_tool_error(None, &across) || has_tool_error(tail.last().copied(), chunk);
+    let found = |needles: &[Finder<'static>]| {
+        has(needles, None, &across) || has(needles, tail.last().copied(), chunk)
+    };
+    ctx.tool_result = ctx.tool_result || found(&RESULT[..]);
+    ctx.tool_error = found(&NEEDLES[..]);
     let mut next = tail;
     next.extend_from_slice(&chunk[chunk.len().saturating_sub(KEEP)..]);
     let drop = next.len().saturating_sub(KEEP);
@@ -117,12 +128,22 @@ pub fn scan_tool_error(ctx: &mut RequestCtx, chunk: &[u8]) {
 /// The needles, with their searchers built once (building one costs more than a short search).
 static NEEDLES: LazyLock<[Finder<'static>; 2]> =
     LazyLock::new(|| [b"\"isError\":true".as_slice(), b"\"isError\": true"].map(Finder::new));
+/// A `result` member, as JSON encoders write it.
+static RESULT: LazyLock<[Finder<'static>; 2]> =
+    LazyLock::new(|| [b"\"result\":".as_slice(), b"\"result\" :"].map(Finder::new));
 /// Bytes kept between chunks: one less than the longest needle.
 const KEEP: usize = 15;
 
-/// Whether `hay` holds a needle not preceded by a backslash (`prev`: the byte before `hay`).
+/// Whether `hay` holds a tool-error needle not preceded by a backslash.
+#[cfg(test)]
 fn has_tool_error(prev: Option<u8>, hay: &[u8]) -> bool {
-    NEEDLES.iter().any(|needle| {
+    has(&NEEDLES[..], prev, hay)
+}
+
+/// Whether `hay` holds one of `needles` not preceded by a backslash (`prev`: the byte before
+/// `hay`).
+fn has(needles: &[Finder<'static>], prev: Option<u8>, hay: &[u8]) -> bool {
+    needles.iter().any(|needle| {
         needle.find_iter(hay).any(|i| {
             let before = if i == 0 {
                 prev

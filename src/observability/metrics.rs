@@ -35,6 +35,7 @@ pub struct Metrics {
     pinning_failures: IntCounterVec,
     reloads: IntCounterVec,
     tool_changes: IntCounterVec,
+    filter_refused: IntCounterVec,
     mcp_requests: IntCounterVec,
     tool_duration: HistogramVec,
     /// Access-log lines dropped because the writer could not keep up.
@@ -91,6 +92,8 @@ pub mod names {
     pub const PINNING_FAILURES: &str = "mcpgate_session_pinning_failures_total";
     /// Tool definitions seen changed, by endpoint.
     pub const TOOL_CHANGES: &str = "mcpgate_tool_definition_changes_total";
+    /// Filtered answers refused as unreadable, by endpoint and reason.
+    pub const FILTER_REFUSED: &str = "mcpgate_response_filter_refused_total";
     /// MCP requests by endpoint, MCP method, tool and outcome.
     pub const MCP_REQUESTS: &str = "mcpgate_mcp_requests_total";
     /// Duration of tool calls by endpoint and tool.
@@ -266,6 +269,12 @@ impl Metrics {
                 &["endpoint"]
             )
             .expect("register"),
+            filter_refused: register_int_counter_vec!(
+                FILTER_REFUSED,
+                "Filtered answers (tools/list) refused because they could not be read exactly, by endpoint and reason.",
+                &["endpoint", "reason"]
+            )
+            .expect("register"),
             mcp_requests: register_int_counter_vec!(
                 MCP_REQUESTS,
                 "MCP messages by endpoint, MCP method, tool (configured or seen in tools/list, else other) and outcome.",
@@ -417,6 +426,13 @@ impl Metrics {
     /// Counts a changed tool definition.
     pub fn tool_definition_changed(&self, endpoint: &str) {
         self.tool_changes.with_label_values(&[endpoint]).inc();
+    }
+
+    /// Counts a filtered answer refused as unreadable (`reason`: a fixed word).
+    pub fn response_filter_refused(&self, endpoint: &str, reason: &str) {
+        self.filter_refused
+            .with_label_values(&[endpoint, reason])
+            .inc();
     }
 
     /// Counts one MCP message (labels already bounded by the caller).

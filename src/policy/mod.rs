@@ -343,19 +343,21 @@ impl Policies {
                         || rules.as_ref().is_some_and(|r| r.uses_mcp)
                         || cfg.tool_pinning.is_some()
                 }),
-                tool_registry: crate::runtime::shared::shared(
-                    format!(
-                        "tools:{name}:{:?}:{:?}",
-                        cfg.tool_pinning,
-                        configured_tools(cfg)
-                    ),
-                    || {
-                        crate::mcp::tool_registry::ToolRegistry::new(
-                            cfg.tool_pinning.as_ref(),
-                            configured_tools(cfg),
-                        )
-                    },
-                ),
+                // Keyed by the pinning settings only: a reload that changes the tool lists
+                // keeps what was seen (labels, approved definitions).
+                tool_registry: {
+                    let registry = crate::runtime::shared::shared(
+                        format!("tools:{name}:{:?}", cfg.tool_pinning),
+                        || {
+                            crate::mcp::tool_registry::ToolRegistry::new(
+                                cfg.tool_pinning.as_ref(),
+                                configured_tools(cfg),
+                            )
+                        },
+                    );
+                    registry.configure(configured_tools(cfg));
+                    registry
+                },
                 rules: rules.unwrap_or_default(),
                 tools,
                 rate_limits: rate_limits.unwrap_or_default(),

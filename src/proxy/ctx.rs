@@ -68,6 +68,8 @@ pub struct RequestCtx {
     pub scan_tail: Vec<u8>,
     /// The tool call's answer reported a tool error.
     pub tool_error: bool,
+    /// The tool call's answer carries a JSON-RPC result (the upstream knows the tool).
+    pub tool_result: bool,
     /// Counts this request as in flight until it ends (a draining process waits for it).
     pub in_flight: crate::runtime::drain::InFlight,
     /// The upstream connection's descriptor and addresses.
@@ -120,6 +122,7 @@ impl RequestCtx {
             tools_filter: None,
             scan_tail: Vec::new(),
             tool_error: false,
+            tool_result: false,
             in_flight: crate::runtime::drain::InFlight::start(),
             upstream_socket: None,
             stream: None,

@@ -159,6 +159,13 @@ pub enum GatewayError {
     /// Anything else.
     #[error("internal gateway error")]
     Internal,
+    /// An answer the gateway filters (`tools/list`) that it could not read exactly, so it was
+    /// not passed on (502); `reason` is a fixed word (see `mcp::response::Unreadable`).
+    #[error("the upstream's answer could not be read ({reason}), so it was not passed on")]
+    UnreadableAnswer {
+        /// Why, a fixed word.
+        reason: &'static str,
+    },
 }
 
 impl GatewayError {
@@ -187,6 +194,7 @@ impl GatewayError {
             GatewayError::BodyTimeout => 408,
             GatewayError::BodyNotAllowed => 400,
             GatewayError::Internal => 500,
+            GatewayError::UnreadableAnswer { .. } => 502,
         }
     }
 
@@ -223,6 +231,7 @@ impl GatewayError {
             GatewayError::BodyTimeout => "body_timeout",
             GatewayError::BodyNotAllowed => "body_not_allowed",
             GatewayError::Internal => "internal_error",
+            GatewayError::UnreadableAnswer { .. } => "unreadable_answer",
         }
     }
 
@@ -247,6 +256,20 @@ impl GatewayError {
     }
 
     /// The JSON-RPC error code (the implementation-defined server-error range, or -32600).
+    /// The JSON-RPC error body for this error, for a request of `shape` (`id: null` when the
+    /// request's ids are unknown); for answers that replace an upstream's once its status has
+    /// gone out.
+    pub fn jsonrpc_body(&self, shape: Option<&RequestShape>) -> Vec<u8> {
+        let unknown = RequestShape::Single { id: "null".into() };
+        let data = serde_json::json!({"status": self.status(), "reason": self.reason()});
+        jsonrpc::error_body(
+            shape.unwrap_or(&unknown),
+            self.jsonrpc_code(),
+            &self.to_string(),
+            &data,
+        )
+    }
+
     fn jsonrpc_code(&self) -> i64 {
         match self {
             GatewayError::BadRequest | GatewayError::BodyNotAllowed => -32600,

@@ -1,92 +1,163 @@
-//! Filtering `tools/list` answers so clients do not see tools they may not call, JSON or SSE,
-//! with every other byte of the response kept: SSE events that are not a `tools/list` result pass
-//! unchanged, as do the other members of the result (kept in their order, raw). The answer is
-//! held only as long as needed: a JSON body until its end (bounded), an SSE stream one event at
-//! a time.
+//! Filtering `tools/list` answers so clients do not see tools they may not call, with every
+//! other byte of the response kept: SSE events that are not a `tools/list` result pass
+//! unchanged, as do the other members of the result (kept in their order, raw). The framing is
+//! decided from the bytes, not from `Content-Type` (a client may read them either way): after an
+//! optional UTF-8 BOM and JSON whitespace, `{` or `[` is one JSON document, anything else an SSE
+//! stream. The answer is held only as long as needed: a JSON body until its end (bounded), an
+//! SSE stream one event at a time. What cannot be read exactly (see [`crate::mcp::response`])
+//! is refused: replaced by a JSON-RPC error for the request, never passed on.
 
+use crate::mcp::response::{self, Unreadable};
 use crate::mcp::tool_registry::ToolRegistry;
 use crate::policy::auth::identity::Identity;
 use crate::policy::tools::ToolPolicy;
+use crate::proxy::errors::GatewayError;
 use bytes::{Bytes, BytesMut};
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
-use std::fmt;
 
 /// The most of a JSON answer (or one SSE event) held for filtering.
 pub const HOLD_LIMIT: usize = 8 << 20;
 
-/// How the answer is framed.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How the answer is framed, as read from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+enum State {
+    /// Nothing but a BOM and whitespace seen yet.
+    Sniff,
     /// One JSON document.
     Json,
     /// An SSE stream.
     Sse,
+    /// Refused: nothing more of the upstream's answer is passed on.
+    Refused,
 }
 
 /// The state of one filtered answer.
 #[derive(Debug)]
 pub struct ToolsFilter {
-    framing: Framing,
+    state: State,
     held: BytesMut,
+    /// The answer was labelled `text/event-stream`: a replacement is sent as an SSE event.
+    declared_sse: bool,
 }
 
-/// Why filtering stopped (the answer is then cut: failing closed).
-#[derive(Debug, thiserror::Error)]
-#[error("tools/list answer larger than {HOLD_LIMIT} bytes cannot be filtered")]
-pub struct TooLarge;
+/// Makes the bytes that replace an unreadable answer (or event), and logs and counts it.
+pub type Replace<'a> = dyn FnMut(Unreadable) -> Vec<u8> + 'a;
 
 impl ToolsFilter {
-    /// A filter for an answer framed as `framing`.
-    pub fn new(framing: Framing) -> Self {
+    /// A filter for an answer whose header says SSE (`declared_sse`) or anything else.
+    pub fn new(declared_sse: bool) -> Self {
         ToolsFilter {
-            framing,
+            state: State::Sniff,
             held: BytesMut::new(),
+            declared_sse,
         }
     }
 
-    /// Takes a chunk of the answer; returns what can be sent now.
+    /// Whether a replacement must be framed as an SSE event.
+    pub fn declared_sse(&self) -> bool {
+        self.declared_sse
+    }
+
+    /// Takes a chunk of the answer; returns what can be sent now. A JSON answer that cannot be
+    /// read is replaced whole by `replace`'s bytes; in an SSE stream, each event that cannot be
+    /// read is, and the events after it are read in turn. An answer or event too large to hold
+    /// is replaced and the rest of the answer dropped.
     pub fn chunk(
         &mut self,
         chunk: Option<&Bytes>,
         end: bool,
-        keep: &dyn Fn(&RawValue) -> bool,
-    ) -> Result<Option<Bytes>, TooLarge> {
+        keep: &dyn Fn(&serde_json::Value) -> bool,
+        replace: &mut Replace<'_>,
+    ) -> Option<Bytes> {
+        if self.state == State::Refused {
+            return None;
+        }
         if let Some(c) = chunk {
             self.held.extend_from_slice(c);
         }
-        if self.held.len() > HOLD_LIMIT {
-            return Err(TooLarge);
+        let mut out = BytesMut::new();
+        if let Err(why) = self.read(end, keep, replace, &mut out) {
+            self.state = State::Refused;
+            self.held.clear();
+            out.extend_from_slice(&replace(why));
         }
-        match self.framing {
-            Framing::Json if end => {
-                let whole = self.held.split().freeze();
-                Ok(Some(match filter_json(&whole, keep) {
-                    Some(v) => Bytes::from(v),
-                    None => whole,
-                }))
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    fn read(
+        &mut self,
+        end: bool,
+        keep: &dyn Fn(&serde_json::Value) -> bool,
+        replace: &mut Replace<'_>,
+        out: &mut BytesMut,
+    ) -> Result<(), Unreadable> {
+        if self.state == State::Sniff {
+            let bom = if self.held.starts_with(BOM) {
+                BOM.len()
+            } else {
+                0
+            };
+            let first = self.held[bom..]
+                .iter()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            let partial_bom = bom == 0 && !self.held.is_empty() && BOM.starts_with(&self.held);
+            match first {
+                _ if partial_bom && !end => {}
+                Some(b'{' | b'[') => self.state = State::Json,
+                Some(_) => {
+                    // An SSE decoder drops one leading BOM: it is passed on, and not parsed.
+                    out.extend_from_slice(&self.held.split_to(bom));
+                    self.state = State::Sse;
+                }
+                // Nothing but whitespace: nothing that could list a tool.
+                None if end => out.extend_from_slice(&self.held.split()),
+                None => {}
             }
-            Framing::Json => Ok(None),
-            Framing::Sse => {
-                let mut out = BytesMut::new();
+        }
+        if self.held.len() > HOLD_LIMIT {
+            return Err(Unreadable::TooLarge);
+        }
+        match self.state {
+            State::Json if end => {
+                let whole = self.held.split().freeze();
+                let bom = if whole.starts_with(BOM) { BOM.len() } else { 0 };
+                match response::filter_json(&whole[bom..], keep)? {
+                    Some(v) => {
+                        out.extend_from_slice(&whole[..bom]);
+                        out.extend_from_slice(&v);
+                    }
+                    None => out.extend_from_slice(&whole),
+                }
+            }
+            State::Sse => {
                 while let Some(end_at) = event_end(&self.held) {
                     let event = self.held.split_to(end_at).freeze();
-                    match filter_event(&event, keep) {
-                        Some(v) => out.extend_from_slice(&v),
-                        None => out.extend_from_slice(&event),
-                    }
+                    pass_event(&event, keep, replace, out);
                 }
                 if end && !self.held.is_empty() {
                     let rest = self.held.split().freeze();
-                    match filter_event(&rest, keep) {
-                        Some(v) => out.extend_from_slice(&v),
-                        None => out.extend_from_slice(&rest),
-                    }
+                    pass_event(&rest, keep, replace, out);
                 }
-                Ok((!out.is_empty()).then(|| out.freeze()))
             }
+            _ => {}
         }
+        Ok(())
+    }
+}
+
+/// Appends `event` to `out`: filtered when it carries a `tools/list` result, replaced when it
+/// cannot be read.
+fn pass_event(
+    event: &Bytes,
+    keep: &dyn Fn(&serde_json::Value) -> bool,
+    replace: &mut Replace<'_>,
+    out: &mut BytesMut,
+) {
+    match filter_event(event, keep) {
+        Ok(Some(v)) => out.extend_from_slice(&v),
+        Ok(None) => out.extend_from_slice(event),
+        Err(why) => out.extend_from_slice(&replace(why)),
     }
 }
 
@@ -98,15 +169,12 @@ pub fn keeper<'a>(
     policy: Option<&'a ToolPolicy>,
     registry: &'a ToolRegistry,
     identity: Option<&'a Identity>,
-) -> impl Fn(&RawValue) -> bool + 'a {
-    move |raw| {
-        let Ok(tool) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
-            return false;
-        };
+) -> impl Fn(&serde_json::Value) -> bool + 'a {
+    move |tool| {
         let Some(name) = tool.get("name").and_then(|n| n.as_str()) else {
             return false;
         };
-        let shown = registry.observe(endpoint, &tool);
+        let shown = registry.observe(endpoint, tool);
         shown && policy.is_none_or(|p| p.allows(name, identity))
     }
 }
@@ -133,29 +201,28 @@ fn event_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// A filtered event, or `None` when it carries no `tools/list` result to change.
-fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(event).ok()?;
+/// A filtered event, `None` when it carries no `tools/list` result to change, or why it cannot
+/// be read. Every event's data is read (whatever its `event:` type): empty, or JSON-RPC.
+fn filter_event(
+    event: &[u8],
+    keep: &dyn Fn(&serde_json::Value) -> bool,
+) -> Result<Option<Vec<u8>>, Unreadable> {
+    let text = std::str::from_utf8(event).map_err(|_| Unreadable::NotUtf8)?;
     let lines = sse_lines(text);
-    let mut data = String::new();
-    let mut first_data = None;
-    for (i, line) in lines.iter().enumerate() {
-        let bare = line.trim_end_matches(['\n', '\r']);
-        if let Some(rest) = bare.strip_prefix("data:") {
-            first_data.get_or_insert(i);
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-        }
+    let Some((data, first_data)) = response::event_data(&lines)? else {
+        return Ok(None);
+    };
+    if data.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+        return Ok(None);
     }
-    let first_data = first_data?;
-    let filtered = filter_json(data.as_bytes(), keep)?;
-    let filtered = String::from_utf8(filtered).ok()?;
+    let Some(filtered) = response::filter_json(data.as_bytes(), keep)? else {
+        return Ok(None);
+    };
+    let filtered = String::from_utf8(filtered).map_err(|_| Unreadable::NotUtf8)?;
     let mut out = String::with_capacity(event.len());
     for (i, line) in lines.iter().enumerate() {
         let bare = line.trim_end_matches(['\n', '\r']);
-        if bare.starts_with("data:") {
+        if bare.starts_with("data") && bare[4..].chars().next().is_none_or(|c| c == ':') {
             if i == first_data {
                 // One `data:` line per line of the JSON (a pretty-printed answer spans several).
                 let ending = &line[bare.len()..];
@@ -169,7 +236,7 @@ fn filter_event(event: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8
             out.push_str(line);
         }
     }
-    Some(out.into_bytes())
+    Ok(Some(out.into_bytes()))
 }
 
 /// The length of the line break at `i`: 2 for `\r\n`, 1 for `\n` or `\r`, 0 for none.
@@ -203,90 +270,6 @@ fn sse_lines(text: &str) -> Vec<&str> {
     lines
 }
 
-/// A JSON object's members in their order, values raw.
-struct Ordered(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for Ordered {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Ordered;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
-                    out.push((k, v));
-                }
-                Ok(Ordered(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl Ordered {
-    fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
-    }
-
-    fn write(&self, replace: (&str, &str), out: &mut String) {
-        out.push('{');
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::Value::from(k.as_str()).to_string());
-            out.push(':');
-            out.push_str(if k == replace.0 { replace.1 } else { v.get() });
-        }
-        out.push('}');
-    }
-}
-
-/// A JSON-RPC answer (or batch of answers) with the tools `keep` refuses removed from every
-/// `result.tools`; `None` when nothing changes.
-pub fn filter_json(body: &[u8], keep: &dyn Fn(&RawValue) -> bool) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let items: Vec<Box<RawValue>> = serde_json::from_str(text).ok()?;
-        let mut changed = false;
-        let parts: Vec<String> = items
-            .iter()
-            .map(|item| match filter_message(item.get(), keep) {
-                Some(v) => {
-                    changed = true;
-                    v
-                }
-                None => item.get().to_string(),
-            })
-            .collect();
-        return changed.then(|| format!("[{}]", parts.join(",")).into_bytes());
-    }
-    filter_message(text, keep).map(String::into_bytes)
-}
-
-fn filter_message(text: &str, keep: &dyn Fn(&RawValue) -> bool) -> Option<String> {
-    let message: Ordered = serde_json::from_str(text).ok()?;
-    let result: Ordered = serde_json::from_str(message.get("result")?.get()).ok()?;
-    let tools: Vec<Box<RawValue>> = serde_json::from_str(result.get("tools")?.get()).ok()?;
-    let kept: Vec<&RawValue> = tools.iter().map(|t| &**t).filter(|t| keep(t)).collect();
-    if kept.len() == tools.len() {
-        return None;
-    }
-    let list = format!(
-        "[{}]",
-        kept.iter().map(|t| t.get()).collect::<Vec<_>>().join(",")
-    );
-    let mut new_result = String::new();
-    result.write(("tools", &list), &mut new_result);
-    let mut out = String::new();
-    message.write(("result", &new_result), &mut out);
-    Some(out)
-}
-
 /// Whether the answer to this request can carry a `tools/list` result: a POST whose inspected
 /// body lists tools, or, on an endpoint that inspects, a GET that resumes a stream
 /// (`Last-Event-ID`), since the upstream then replays the events of an earlier answer, which may
@@ -312,16 +295,18 @@ pub fn on_upstream_request(
     }
 }
 
-/// At the response header: starts filtering a successful answer that may list tools (the
-/// length changes, so `Content-Length` goes; HTTP/1.1 answers are chunked). An answer that is
-/// compressed anyway cannot be filtered, so it is refused (502) rather than passed whole.
+/// At the response header: starts filtering a successful answer that may list tools, whatever
+/// its `Content-Type` says (the length changes, so `Content-Length` goes; HTTP/1.1 answers are
+/// chunked). Other statuses pass: clients do not read a result from them. An answer that is
+/// compressed anyway cannot be read, so it is refused (502) rather than passed whole.
 pub fn on_response_header(
     ctx: &mut crate::proxy::ctx::RequestCtx,
     req: &pingora::http::RequestHeader,
     resp: &mut pingora::http::ResponseHeader,
     h2: bool,
 ) -> pingora::Result<()> {
-    if resp.status != http::StatusCode::OK || !may_list_tools(ctx, req) {
+    let no_body = matches!(resp.status.as_u16(), 204 | 205);
+    if !resp.status.is_success() || no_body || !may_list_tools(ctx, req) {
         return Ok(());
     }
     let encoding = resp.headers.get(http::header::CONTENT_ENCODING).map(|v| {
@@ -330,35 +315,47 @@ pub fn on_response_header(
             .to_ascii_lowercase()
     });
     if encoding.is_some_and(|e| !e.is_empty() && e != "identity") {
-        tracing::warn!("tools/list answer refused: it is compressed, so it cannot be filtered");
+        refused(
+            ctx.endpoint().map_or("", |ep| ep.name.as_str()),
+            Unreadable::Compressed,
+        );
         return Err(pingora::Error::explain(
             pingora::ErrorType::InvalidHTTPHeader,
             "compressed tools/list answer",
         )
         .into_up());
     }
-    let content_type = resp
+    let declared_sse = resp
         .headers
         .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let framing = if content_type.starts_with("text/event-stream") {
-        Framing::Sse
-    } else if content_type.contains("json") {
-        Framing::Json
-    } else {
-        return Ok(());
-    };
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|t| t.starts_with("text/event-stream"));
     resp.remove_header(&http::header::CONTENT_LENGTH);
     if !h2 {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
-    ctx.tools_filter = Some(ToolsFilter::new(framing));
+    ctx.tools_filter = Some(ToolsFilter::new(declared_sse));
     Ok(())
 }
 
-/// Each response body chunk of a filtered answer.
+/// Logs and counts a refused answer.
+fn refused(endpoint: &str, why: Unreadable) {
+    tracing::warn!(
+        endpoint,
+        reason = why.as_str(),
+        "tools/list answer refused: it cannot be read exactly, so it cannot be filtered"
+    );
+    crate::observability::metrics::metrics().response_filter_refused(endpoint, why.as_str());
+}
+
+/// Each response body chunk of a filtered answer. What cannot be read is replaced by a
+/// JSON-RPC error for the request (`id` from the request; `null` on a resumed GET stream), as an
+/// SSE event when the answer was labelled SSE: the status line has gone out with the upstream's
+/// header by then, so the error is in the body (`data.status` 502).
 pub fn on_body(
     ctx: &mut crate::proxy::ctx::RequestCtx,
     body: &mut Option<Bytes>,
@@ -377,142 +374,29 @@ pub fn on_body(
         &ep.policies.tool_registry,
         ctx.identity.as_deref(),
     );
-    match filter.chunk(body.as_ref(), end, &keep) {
-        Ok(out) => {
-            *body = out;
-            Ok(())
+    let declared_sse = filter.declared_sse();
+    let request = &ctx.body;
+    let mut first = None;
+    let mut replace = |why: Unreadable| {
+        refused(&ep.name, why);
+        let err = GatewayError::UnreadableAnswer {
+            reason: why.as_str(),
+        };
+        let shape = crate::mcp::jsonrpc::request_shape(&request.bytes());
+        let error = err.jsonrpc_body(shape.as_ref());
+        first.get_or_insert(err);
+        match declared_sse {
+            true => [b"event: message\ndata: ".as_slice(), &error, b"\n\n"].concat(),
+            false => error,
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "tools/list answer cut: too large to filter");
-            pingora::Error::e_explain(pingora::ErrorType::InternalError, "tools/list too large")
-        }
+    };
+    *body = filter.chunk(body.as_ref(), end, &keep, &mut replace);
+    if let Some(err) = first {
+        ctx.error.get_or_insert(err);
     }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_secret(t: &RawValue) -> bool {
-        !t.get().contains("\"secret")
-    }
-
-    fn all(_: &RawValue) -> bool {
-        true
-    }
-
-    const LIST: &str = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"secret_x"},{"name":"add"}],"nextCursor":"c"}}"#;
-
-    #[test]
-    fn json_answers_keep_order_and_other_members() {
-        let out = filter_json(LIST.as_bytes(), &no_secret).unwrap_or_default();
-        assert_eq!(
-            String::from_utf8(out).unwrap_or_default(),
-            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"add"}],"nextCursor":"c"}}"#
-        );
-        assert_eq!(filter_json(LIST.as_bytes(), &all), None, "unchanged");
-        assert_eq!(
-            filter_json(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &no_secret),
-            None
-        );
-        let batch = format!(r#"[{LIST},{{"jsonrpc":"2.0","id":4,"result":{{}}}}]"#);
-        let out = String::from_utf8(filter_json(batch.as_bytes(), &no_secret).unwrap_or_default())
-            .unwrap_or_default();
-        assert!(
-            !out.contains("secret") && out.contains(r#""id":4"#),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn sse_events_split_across_chunks_are_filtered_one_by_one() {
-        let stream = format!(
-            ": primed\n\nid: 1\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}}\n\nid: 2\nevent: message\ndata: {LIST}\n\n"
-        );
-        let mut f = ToolsFilter::new(Framing::Sse);
-        let mut out = Vec::new();
-        for piece in stream.as_bytes().chunks(7) {
-            if let Ok(Some(b)) = f.chunk(Some(&Bytes::copy_from_slice(piece)), false, &no_secret) {
-                out.extend_from_slice(&b);
-            }
-        }
-        if let Ok(Some(b)) = f.chunk(None, true, &no_secret) {
-            out.extend_from_slice(&b);
-        }
-        let out = String::from_utf8(out).unwrap_or_default();
-        assert!(out.starts_with(": primed\n\nid: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nid: 2\nevent: message\ndata: {"), "{out}");
-        assert!(
-            !out.contains("secret_x") && out.contains("\"add\"") && out.ends_with("}\n\n"),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn events_with_lone_cr_line_endings_are_filtered_too() {
-        // An SSE client ends a line at a lone \r as well: such an event must not pass whole.
-        let event = format!("id: 2\revent: message\rdata: {LIST}\r\r");
-        let mut f = ToolsFilter::new(Framing::Sse);
-        let out = f
-            .chunk(Some(&Bytes::from(event)), true, &no_secret)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let out = String::from_utf8(out.to_vec()).unwrap_or_default();
-        assert!(
-            !out.contains("secret_x") && out.contains("\"add\""),
-            "{out:?}"
-        );
-        assert!(
-            out.starts_with("id: 2\revent: message\rdata: {") && out.ends_with("}\r\r"),
-            "{out:?}"
-        );
-        assert_eq!(
-            sse_lines("a\r\nb\nc\rd"),
-            ["a\r\n", "b\n", "c\r", "d"],
-            "every line keeps its own ending"
-        );
-    }
-
-    #[test]
-    fn pretty_printed_answers_over_several_data_lines_stay_valid_sse() {
-        let pretty = "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 3,\n  \"result\": {\"tools\": [\n    {\"name\": \"echo\"},\n    {\"name\": \"secret_x\"}\n  ]}\n}";
-        let event: String = pretty
-            .lines()
-            .map(|l| format!("data: {l}\r\n"))
-            .collect::<String>()
-            + "\r\n";
-        let out = filter_event(event.as_bytes(), &no_secret).unwrap_or_default();
-        let out = String::from_utf8(out).unwrap_or_default();
-        assert!(
-            out.lines().all(|l| l.is_empty() || l.starts_with("data: ")),
-            "{out}"
-        );
-        let data: String = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-        assert_eq!(
-            v["result"]["tools"],
-            serde_json::json!([{"name": "echo"}]),
-            "{out}"
-        );
-        assert!(out.ends_with("\r\n\r\n"));
-    }
-
-    #[test]
-    fn json_is_held_to_the_end_and_bounded() {
-        let mut f = ToolsFilter::new(Framing::Json);
-        let (a, b) = LIST.split_at(20);
-        assert!(matches!(
-            f.chunk(Some(&Bytes::from(a.to_string())), false, &no_secret),
-            Ok(None)
-        ));
-        let out = f.chunk(Some(&Bytes::from(b.to_string())), true, &no_secret);
-        assert!(matches!(out, Ok(Some(ref v)) if !v.windows(6).any(|w| w == b"secret")));
-        let mut g = ToolsFilter::new(Framing::Json);
-        let big = Bytes::from(vec![b' '; HOLD_LIMIT + 1]);
-        assert!(g.chunk(Some(&big), false, &no_secret).is_err());
-    }
-}
+#[path = "tools_filter_tests.rs"]
+mod tests;
