@@ -71,7 +71,7 @@ endpoints:
     });
     let message = inspect(body.as_bytes()).expect("valid");
     let header = bench(&mut c, "header consistency (Mcp-Method, Mcp-Name)", || {
-        black_box(mcp_headers::check(&req, &message).is_ok());
+        black_box(mcp_headers::check(&req, &message, &|_| None).is_ok());
     });
     let tools = ep.policies.tools.as_ref().expect("tool policy");
     let list = bench(&mut c, "tool allow-list decision", || {

@@ -519,3 +519,86 @@ async fn mcp_param_headers_must_agree_with_the_arguments() {
         .count();
     assert_eq!(logged, ENDPOINTS.len() * 13, "{log:?}");
 }
+
+/// A `tools/list` answer whose tool declares two arguments for `Mcp-Param-*` headers, one under
+/// a name that differs from the argument's and one nested.
+const DECLARING_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"deploy","inputSchema":{"type":"object","properties":{"target_region":{"type":"string","x-mcp-header":"Region"},"location":{"type":"object","properties":{"zone":{"type":"string","x-mcp-header":"Zone"}}},"region":{"type":"string"}}}}]}}"#;
+
+#[tokio::test]
+async fn mcp_param_headers_follow_the_tools_declarations_once_listed() {
+    let up = recording("a", 200, DECLARING_LIST).await;
+    let gw = Gateway::start(&config(up.addr));
+    let client = reqwest::Client::new();
+    let url = gw.url("/tools");
+    let std_headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "deploy"),
+    ];
+    let call = r#"{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"deploy","arguments":{"target_region":"eu-west","location":{"zone":"b"},"region":"us-east"}}}"#;
+    let send = |headers: Vec<(&'static str, &'static str)>| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let all: Vec<(&str, &str)> = std_headers.iter().copied().chain(headers).collect();
+            post(&client, &url, call, &all).await
+        }
+    };
+
+    // Before this process has seen the tool's definition, a header names its argument: the
+    // argument `region` is read, so a header mirroring `target_region` disagrees.
+    let got = send(vec![("Mcp-Param-Region", "eu-west")]).await;
+    refused(
+        &got,
+        -32020,
+        &json!("d"),
+        "header_mismatch",
+        "before tools/list",
+    );
+    assert_eq!(up.requests().len(), 0);
+
+    // The tools/list answer passes through the gateway, which reads the declarations.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let lh = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/list"),
+    ];
+    let (status, body, text) = post(&client, &url, list, &lh).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(body["result"]["tools"][0]["name"], "deploy", "{text}");
+    assert_eq!(up.requests().len(), 1);
+
+    // Now the declared argument is the one compared, at its path.
+    for good in [
+        vec![("Mcp-Param-Region", "eu-west")],
+        vec![("mcp-param-region", "eu-west"), ("Mcp-Param-Zone", "b")],
+        vec![],
+    ] {
+        let before = up.requests().len();
+        let (status, _, text) = send(good.clone()).await;
+        assert_eq!(status, 200, "{good:?}: {text}");
+        let seen = up.requests();
+        assert_eq!(seen.len(), before + 1, "{good:?}");
+        assert_eq!(seen[before].body, call.as_bytes());
+        for (k, v) in &good {
+            let got: Vec<_> = seen[before].headers.get_all(*k).iter().collect();
+            assert_eq!(got, vec![*v], "{k} forwarded unchanged");
+        }
+    }
+    let forwarded = up.requests().len();
+    for (what, bad) in [
+        (
+            "the undeclared argument of that name",
+            vec![("Mcp-Param-Region", "us-east")],
+        ),
+        ("a nested mismatch", vec![("Mcp-Param-Zone", "a")]),
+        (
+            "an argument name the tool did not declare",
+            vec![("Mcp-Param-Target_Region", "eu-west")],
+        ),
+    ] {
+        let got = send(bad).await;
+        refused(&got, -32020, &json!("d"), "header_mismatch", what);
+    }
+    assert_eq!(up.requests().len(), forwarded, "refusals reach nothing");
+}

@@ -56,6 +56,57 @@ pub struct ToolRecord {
     /// The name is one of the first [`MAX_LABELS`] seen, used as a metric label value.
     #[serde(skip)]
     pub labelled: bool,
+    /// The arguments its last seen definition declares with `x-mcp-header`.
+    #[serde(skip)]
+    pub param_headers: Vec<ParamHeader>,
+}
+
+/// A tool argument that clients mirror into an `Mcp-Param-{header}` request header (MCP
+/// 2026-07-28): declared by `x-mcp-header` on a property of the tool's `inputSchema` reached
+/// through `properties` alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamHeader {
+    /// The header's name after `Mcp-Param-`, in ASCII lower case (header names are
+    /// case-insensitive).
+    pub header: String,
+    /// The argument's path below `params.arguments` (member names, outermost first).
+    pub path: Vec<String>,
+}
+
+/// How deep and how many `x-mcp-header` declarations are read from one tool definition.
+const MAX_PARAM_DEPTH: usize = 8;
+const MAX_PARAM_HEADERS: usize = 64;
+
+/// The arguments `tool` declares with `x-mcp-header`, following `properties` chains from its
+/// `inputSchema` (declarations anywhere else cannot be mirrored by clients and are not read).
+/// Bounded in depth and count.
+pub fn param_headers(tool: &serde_json::Value) -> Vec<ParamHeader> {
+    fn walk(schema: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<ParamHeader>) {
+        let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+            return;
+        };
+        for (name, prop) in props {
+            if out.len() >= MAX_PARAM_HEADERS {
+                return;
+            }
+            path.push(name.clone());
+            if let Some(h) = prop.get("x-mcp-header").and_then(|h| h.as_str()) {
+                out.push(ParamHeader {
+                    header: h.to_ascii_lowercase(),
+                    path: path.clone(),
+                });
+            }
+            if path.len() < MAX_PARAM_DEPTH {
+                walk(prop, path, out);
+            }
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(schema) = tool.get("inputSchema") {
+        walk(schema, &mut Vec::new(), &mut out);
+    }
+    out
 }
 
 impl ToolRecord {
@@ -165,7 +216,9 @@ impl ToolRegistry {
             approved: pinned.or_else(|| Some(hash.clone())),
             seen: hash.clone(),
             labelled: known < MAX_LABELS,
+            param_headers: Vec::new(),
         });
+        record.param_headers = param_headers(tool);
         let was_changed = record.changed();
         let previous = std::mem::replace(&mut record.seen, hash);
         let changed = record.changed();
@@ -181,6 +234,12 @@ impl ToolRegistry {
             Some((OnChange::Block, p)) => p.get(name).is_none_or(|h| h == hash),
             _ => true,
         }
+    }
+
+    /// The `Mcp-Param-*` headers `tool` declares (its definition last seen in a `tools/list`
+    /// answer relayed by this process); `None` when no definition of it was seen here.
+    pub fn param_headers(&self, tool: &str) -> Option<Vec<ParamHeader>> {
+        self.lock().get(tool).map(|r| r.param_headers.clone())
     }
 
     /// Whether calls to `tool` are blocked (its definition changed and is not accepted yet).
@@ -262,6 +321,48 @@ mod tests {
         // Key order does not change the hash.
         let reordered = serde_json::json!({"inputSchema":{"type":"object"},"description":"Echo.","name":"echo"});
         assert_eq!(definition_hash(&v1), definition_hash(&reordered));
+    }
+
+    #[test]
+    fn declared_param_headers_are_read_through_properties_only() {
+        let tool = serde_json::json!({"name":"deploy","inputSchema":{"type":"object","properties":{
+            "target_region":{"type":"string","x-mcp-header":"Region"},
+            "location":{"type":"object","properties":{"zone":{"type":"string","x-mcp-header":"ZONE"}}},
+            "items":{"type":"array","items":{"type":"object","properties":{"x":{"x-mcp-header":"X"}}}},
+            "plain":{"type":"string"}
+        }}});
+        let found = param_headers(&tool);
+        let mut sorted = found.clone();
+        sorted.sort_by(|a, b| a.header.cmp(&b.header));
+        assert_eq!(
+            sorted,
+            vec![
+                ParamHeader {
+                    header: "region".into(),
+                    path: vec!["target_region".into()]
+                },
+                ParamHeader {
+                    header: "zone".into(),
+                    path: vec!["location".into(), "zone".into()]
+                },
+            ]
+        );
+        let r = ToolRegistry::new(None, vec![]);
+        assert_eq!(r.param_headers("deploy"), None, "not seen: unknown");
+        assert!(r.observe("e", &tool));
+        assert_eq!(r.param_headers("deploy"), Some(found));
+        // A later definition replaces the declarations.
+        assert!(r.observe(
+            "e",
+            &serde_json::json!({"name":"deploy","inputSchema":{"type":"object"}})
+        ));
+        assert_eq!(r.param_headers("deploy"), Some(vec![]));
+        // Bounded depth: a declaration nested deeper than the bound is not read.
+        let mut deep = serde_json::json!({"type":"string","x-mcp-header":"Deep"});
+        for i in 0..MAX_PARAM_DEPTH + 2 {
+            deep = serde_json::json!({"type":"object","properties":{format!("p{i}"): deep}});
+        }
+        assert!(param_headers(&serde_json::json!({"name":"d","inputSchema":deep})).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::config::Problem;
 use crate::mcp::inspect::Inspected;
+use crate::mcp::tool_registry::ParamHeader;
 use crate::policy::body_limit::{parse_size, Size};
 use base64::Engine;
 use pingora::http::RequestHeader;
@@ -111,15 +112,20 @@ pub fn decode_name(raw: &[u8]) -> Option<String> {
     }
 }
 
-/// Checks `Mcp-Method` and `Mcp-Name` against the body.
-pub fn check(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
+/// Checks `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` against the body; `declared` gives the
+/// `Mcp-Param-*` headers a tool declares, when its definition is known.
+pub fn check(
+    req: &RequestHeader,
+    body: &Inspected,
+    declared: &dyn Fn(&str) -> Option<Vec<ParamHeader>>,
+) -> Result<(), Mismatch> {
     // Only one copy of each can be checked, and every copy is forwarded.
     for name in ["mcp-method", "mcp-name"] {
         if req.headers.get_all(name).iter().nth(1).is_some() {
             return Err("Mcp-Method and Mcp-Name may appear once each");
         }
     }
-    check_params(req, body)?;
+    check_params(req, body, declared)?;
     let method_h = header(req, "mcp-method");
     let name_h = header(req, "mcp-name");
     let stateless = header(req, "mcp-protocol-version")
@@ -162,12 +168,21 @@ pub fn check(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
 const PARAM_PREFIX: &str = "mcp-param-";
 
 /// Checks every `Mcp-Param-{X}` header against the body: it must come once, on a single
-/// `tools/call`, name an argument (a member of `params.arguments` whose name is `X` in any
-/// letter case) and carry that argument's value (plain or `=?base64?...?=`; strings as they are,
-/// booleans as `true` / `false`, numbers as a JSON number of equal value). The gateway does not
-/// know which arguments a tool declared with `x-mcp-header`, so it does not require the header of
-/// an argument; whatever a header says, the body agrees.
-fn check_params(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
+/// `tools/call`, and carry the value of the argument it mirrors (plain or `=?base64?...?=`;
+/// strings as they are, booleans as `true` / `false`, numbers as a JSON number of equal value).
+///
+/// Which argument: when this process has relayed the tool's definition (`declared`), the one the
+/// tool declares with `x-mcp-header: X` (any path through `properties`); a header the tool does
+/// not declare, or one whose argument is absent or `null` (clients omit those), is refused.
+/// Otherwise (the `tools/list` went through another instance of the fleet, or before a restart)
+/// the member of `params.arguments` named `X` in any letter case, and a header naming no
+/// argument is refused: the safe direction. Whatever a header says, the body agrees. A header
+/// that a client omitted is not required: the upstream then routes on the body alone.
+fn check_params(
+    req: &RequestHeader,
+    body: &Inspected,
+    declared: &dyn Fn(&str) -> Option<Vec<ParamHeader>>,
+) -> Result<(), Mismatch> {
     let mut params = req
         .headers
         .iter()
@@ -176,26 +191,44 @@ fn check_params(req: &RequestHeader, body: &Inspected) -> Result<(), Mismatch> {
     if params.peek().is_none() {
         return Ok(());
     }
-    let arguments = match body {
-        Inspected::Single(m) if m.tool().is_some() => match &m.arguments {
-            Some(serde_json::Value::Object(a)) => Some(a),
-            _ => None,
+    let (tool, arguments) = match body {
+        Inspected::Single(m) => match m.tool() {
+            Some(tool) => match &m.arguments {
+                Some(serde_json::Value::Object(a)) => (tool, Some(a)),
+                _ => (tool, None),
+            },
+            None => return Err("Mcp-Param headers belong to a single tools/call"),
         },
         _ => return Err("Mcp-Param headers belong to a single tools/call"),
     };
+    let declared = declared(tool);
     for (name, value) in params {
         let wanted = &name.as_str()[PARAM_PREFIX.len()..];
         if req.headers.get_all(name).iter().nth(1).is_some() {
             return Err("each Mcp-Param header may appear once");
         }
-        let same = |k: &str| match k.is_ascii() {
-            true => k.eq_ignore_ascii_case(wanted),
-            // A case-insensitive decoder reads `ſtate` as `state` (see `inspect::fold`).
-            false => crate::mcp::inspect::fold(k) == wanted,
+        let argument = match &declared {
+            Some(list) => {
+                let Some(decl) = list.iter().find(|d| d.header == wanted) else {
+                    return Err("Mcp-Param header is not declared by the tool (x-mcp-header)");
+                };
+                let mut at = arguments.and_then(|a| a.get(decl.path.first()?));
+                for member in decl.path.iter().skip(1) {
+                    at = at.and_then(|v| v.get(member));
+                }
+                at.filter(|v| !v.is_null())
+            }
+            None => {
+                let same = |k: &str| match k.is_ascii() {
+                    true => k.eq_ignore_ascii_case(wanted),
+                    // A case-insensitive decoder reads `ſtate` as `state` (see `inspect::fold`).
+                    false => crate::mcp::inspect::fold(k) == wanted,
+                };
+                arguments
+                    .and_then(|a| a.iter().find(|(k, _)| same(k)))
+                    .map(|(_, v)| v)
+            }
         };
-        let argument = arguments
-            .and_then(|a| a.iter().find(|(k, _)| same(k)))
-            .map(|(_, v)| v);
         let Some(argument) = argument.filter(|_| !wanted.is_empty()) else {
             return Err("Mcp-Param header names no argument of the tools/call");
         };
@@ -255,6 +288,71 @@ mod tests {
 
     fn body(s: &str) -> Inspected {
         inspect(s.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The check for a tool whose definition this process has not seen.
+    fn check(r: &RequestHeader, b: &Inspected) -> Result<(), Mismatch> {
+        super::check(r, b, &|_| None)
+    }
+
+    #[test]
+    fn declared_param_headers_name_their_argument_by_declaration() {
+        let declared = |tool: &str| {
+            (tool == "deploy").then(|| {
+                vec![
+                    ParamHeader {
+                        header: "region".into(),
+                        path: vec!["target_region".into()],
+                    },
+                    ParamHeader {
+                        header: "zone".into(),
+                        path: vec!["location".into(), "zone".into()],
+                    },
+                    ParamHeader {
+                        header: "dry".into(),
+                        path: vec!["dry_run".into()],
+                    },
+                ]
+            })
+        };
+        let b = body(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"target_region":"eu-west","location":{"zone":"b"},"dry_run":null,"region":"us-east"}}}"#,
+        );
+        let run = |h: &[(&str, &str)]| super::check(&req(h), &b, &declared);
+        for good in [
+            vec![],
+            vec![("mcp-param-region", "eu-west")],
+            vec![("Mcp-Param-REGION", "eu-west"), ("mcp-param-zone", "b")],
+        ] {
+            assert_eq!(run(&good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            // The argument named like the header is not the one the tool declares.
+            vec![("mcp-param-region", "us-east")],
+            vec![("mcp-param-zone", "a")],
+            // Not declared by the tool, though an argument has that name.
+            vec![("mcp-param-target_region", "eu-west")],
+            // Declared, but the argument is null (clients omit such headers).
+            vec![("mcp-param-dry", "null")],
+            vec![("mcp-param-dry", "")],
+        ] {
+            assert!(run(&bad).is_err(), "{bad:?}");
+        }
+        // A tool whose definition is unknown falls back to names: `region` is then read.
+        let unknown = body(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"other","arguments":{"region":"us-east"}}}"#,
+        );
+        assert_eq!(
+            super::check(
+                &req(&[("mcp-param-region", "us-east")]),
+                &unknown,
+                &declared
+            ),
+            Ok(())
+        );
+        // A tool seen with no declarations takes no Mcp-Param header at all.
+        let none = |_: &str| Some(vec![]);
+        assert!(super::check(&req(&[("mcp-param-region", "us-east")]), &unknown, &none).is_err());
     }
 
     const CALL: &str =

@@ -76,8 +76,11 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
         code: u.code,
         message: u.message.to_string(),
     })?;
-    mcp_headers::check(session.req_header(), inspected).map_err(GatewayError::HeaderMismatch)?;
     let registry = &ep.policies.tool_registry;
+    mcp_headers::check(session.req_header(), inspected, &|tool| {
+        registry.param_headers(tool)
+    })
+    .map_err(GatewayError::HeaderMismatch)?;
     for tool in inspected.messages().iter().filter_map(|m| m.tool()) {
         let allowed = ep
             .policies
