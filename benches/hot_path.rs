@@ -12,10 +12,12 @@ mod support;
 use support::bench;
 
 use criterion::Criterion;
-use mcpgate::config::{load_str, DEFAULT_INPUT_HEADERS};
+use mcpgate::config::DEFAULT_INPUT_HEADERS;
 use mcpgate::mcp::jsonrpc::request_shape;
-use mcpgate::proxy::headers::{strip_hop_by_hop, HeaderAllowList, QueryAllowList};
+use mcpgate::policy::input_lists::{HeaderAllowList, QueryAllowList};
+use mcpgate::proxy::headers::strip_hop_by_hop;
 use mcpgate::proxy::routing::route;
+use mcpgate::runtime::load::load_str;
 use mcpgate::runtime::snapshot::Snapshot;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::hint::black_box;

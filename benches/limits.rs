@@ -9,9 +9,9 @@
 mod support;
 use support::bench;
 
-use mcpgate::config::load_str;
 use mcpgate::mcp::session_pin::{Sealer, SessionsConfig};
 use mcpgate::policy::limit_key::KeyFacts;
+use mcpgate::runtime::load::load_str;
 use mcpgate::runtime::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 use std::hint::black_box;

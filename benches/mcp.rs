@@ -9,13 +9,14 @@
 mod support;
 use support::bench;
 
-use mcpgate::config::{load_str, DEFAULT_INPUT_HEADERS};
+use mcpgate::config::DEFAULT_INPUT_HEADERS;
 use mcpgate::mcp::inspect::inspect;
 use mcpgate::mcp::response::filter_json;
 use mcpgate::policy::cel::Facts;
+use mcpgate::policy::input_lists::HeaderAllowList;
 use mcpgate::policy::mcp_headers;
-use mcpgate::proxy::headers::HeaderAllowList;
 use mcpgate::proxy::routing::route;
+use mcpgate::runtime::load::load_str;
 use mcpgate::runtime::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 use std::hint::black_box;

@@ -1,14 +1,16 @@
 //! mcpgate: a high-throughput gateway for the Model Context Protocol, built on Pingora.
 //!
-//! The file names show the architecture: `config` (schema, validation), `runtime` (the
-//! compiled snapshot and its store), `proxy` (the `ProxyHttp` hooks and what they delegate to),
-//! `policy` (one file per policy), `mcp` (JSON-RPC and MCP awareness), `observability`
-//! (metrics, access log), `admin` (the admin listener), `server` (wiring), `demo` (the built-in
-//! demo MCP server).
+//! Layers, each importing only from the ones below it (README, "Layers"): `config` and `error`
+//! (the shared vocabulary: config problems and values, `GatewayError`); `observability`
+//! (metrics, access log, spans; fed plain records); `mcp` (JSON-RPC and MCP protocol facts);
+//! `policy` (one file per feature); `runtime` (the config file, the compiled snapshot, its
+//! store, reloads); `proxy` (the `ProxyHttp` hooks and what they delegate to); then `server`,
+//! `admin` and `demo`.
 
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod error;
 pub mod mcp;
 pub mod observability;
 pub mod policy;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mcpgate::policy::auth::api_key;
-use mcpgate::{config, demo, observability, server};
+use mcpgate::{config, demo, observability, runtime, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     observability::init_logging();
     match cli.command {
         Some(Command::Schema) => {
-            let schema = config::schema_json();
+            let schema = runtime::load::schema_json();
             match serde_json::to_string_pretty(&schema) {
                 Ok(s) => println!("{s}"),
                 Err(e) => {

@@ -2,17 +2,19 @@
 //! listener, the admin listener, and the background health checks.
 
 use crate::admin::AdminApp;
-use crate::config::{self, ConfigError, FileConfig, Problem};
+use crate::config::{self, ConfigError};
 use crate::observability::otel::{self, TracingService};
 use crate::observability::{self, access_log};
-use crate::proxy::health::HealthService;
 use crate::proxy::http1::{self, Http1App};
 use crate::proxy::Gateway;
 use crate::runtime::drain::{DrainService, Settling};
+use crate::runtime::file::FileConfig;
+use crate::runtime::health::HealthService;
+use crate::runtime::load::{compile, load_file};
 use crate::runtime::reload::{Reloader, SignalReload};
 use crate::runtime::snapshot::Snapshot;
 use crate::runtime::store::ConfigStore;
-use crate::runtime::tls::ListenerCerts;
+use crate::runtime::tls_accept::ListenerCerts;
 use crate::runtime::watch::FileWatch;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
@@ -38,20 +40,8 @@ pub struct RunFlags {
 
 /// Loads, validates and compiles a config file (generation 1): every problem, with its path.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigError> {
-    let cfg = config::load_file(path)?;
+    let cfg = load_file(path)?;
     compile(cfg, &path.display().to_string(), 1)
-}
-
-/// Compiles a validated config as snapshot `generation`.
-pub fn compile(
-    cfg: FileConfig,
-    source_name: &str,
-    generation: u64,
-) -> Result<Snapshot, ConfigError> {
-    Snapshot::compile(cfg, generation).map_err(|problems: Vec<Problem>| ConfigError {
-        source_name: source_name.to_string(),
-        problems,
-    })
 }
 
 /// Pingora's server settings from ours.

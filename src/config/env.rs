@@ -4,7 +4,7 @@
 //! `default` when the variable is unset or empty (as in the shell), and `$${` stands for a
 //! literal `${`.
 
-use super::load::Problem;
+use super::Problem;
 use serde_json::Value;
 
 /// Substitutes in every string of `value`; problems are reported with their paths.

@@ -11,7 +11,6 @@
 //!   `arguments` is neither absent, `null` nor an object; a `resources/read`, `resources/subscribe`
 //!   or `resources/unsubscribe` without such a string `uri` (JSON-RPC -32602).
 
-use super::inspect::{Inspected, Message};
 use serde_json::Value;
 
 /// Every method of the MCP revisions the gateway knows (requests, notifications, and the
@@ -145,40 +144,9 @@ pub fn near_miss(method: &str) -> bool {
         || MCP_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method))
 }
 
-/// Why the gateway cannot attribute a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unattributable {
-    /// -32601 (a near-miss method) or -32602 (params).
-    pub code: i64,
-    /// What is wrong, a fixed phrase (safe to log).
-    pub message: &'static str,
-}
-
-/// Checks every message of a body (a batch is refused as a whole).
-pub fn check(body: &Inspected) -> Result<(), Unattributable> {
-    body.messages().iter().try_for_each(check_one)
-}
-
-fn check_one(m: &Message) -> Result<(), Unattributable> {
-    if m.method.as_deref().is_some_and(near_miss) {
-        return Err(Unattributable {
-            code: -32601,
-            message: "method not found: a method must be printable ASCII, and MCP's methods are case-sensitive",
-        });
-    }
-    match m.params_flaw {
-        Some(message) => Err(Unattributable {
-            code: -32602,
-            message,
-        }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::mcp::inspect::inspect;
+    use crate::mcp::inspect::{attributable as check, inspect};
 
     fn verdict(body: &str) -> Result<(), i64> {
         let inspected = inspect(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));

@@ -322,6 +322,36 @@ fn exact_names(obj: &Map<String, Value>, names: &[&str]) -> Result<(), InspectEr
     Ok(())
 }
 
+/// Why the gateway cannot attribute a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unattributable {
+    /// -32601 (a near-miss method) or -32602 (params).
+    pub code: i64,
+    /// What is wrong, a fixed phrase (safe to log).
+    pub message: &'static str,
+}
+
+/// Checks every message of a body (a batch is refused as a whole).
+pub fn attributable(body: &Inspected) -> Result<(), Unattributable> {
+    body.messages().iter().try_for_each(check_one)
+}
+
+fn check_one(m: &Message) -> Result<(), Unattributable> {
+    if m.method.as_deref().is_some_and(attribution::near_miss) {
+        return Err(Unattributable {
+            code: -32601,
+            message: "method not found: a method must be printable ASCII, and MCP's methods are case-sensitive",
+        });
+    }
+    match m.params_flaw {
+        Some(message) => Err(Unattributable {
+            code: -32602,
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -404,9 +404,10 @@ impl EndpointMetrics {
         }
     }
 
-    /// Counts how a finished request ended.
-    pub fn ended(&self, end: super::outcome::End) {
-        if let Some(c) = self.ends.get(end as usize) {
+    /// Counts how a finished request ended (`end`: `outcome::End as usize`, its index in
+    /// `REQUEST_ENDS`).
+    pub fn ended(&self, end: usize) {
+        if let Some(c) = self.ends.get(end) {
             c.inc();
         }
     }

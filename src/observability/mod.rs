@@ -5,9 +5,6 @@ pub mod mcp;
 pub mod metrics;
 pub mod otel;
 pub mod outcome;
-mod request;
-
-pub use request::{is_event_stream, quiet_error, request_finished, response_started};
 
 /// Sets up `tracing` for process logs (stderr; level from `MCPGATE_LOG`, default `info`).
 /// Pingora's own `log` records are bridged into it.

@@ -6,7 +6,7 @@
 //! "Fail to proxy" line is written (only for real errors).
 
 use super::metrics::REQUEST_ENDS;
-use crate::proxy::errors::GatewayError;
+use crate::error::GatewayError;
 use pingora::{Error, ErrorSource, ErrorType};
 use std::borrow::Cow;
 
@@ -181,7 +181,7 @@ fn detail(e: &Error) -> Option<&'static str> {
         ReadTimedout => "read_timeout",
         WriteTimedout => "write_timeout",
         InvalidHTTPHeader | H1Error | H2Error | H2Downgrade | InvalidH2 => "protocol_error",
-        Custom(crate::proxy::errors::NO_HOST) => "no_host_left",
+        Custom(crate::error::NO_HOST) => "no_host_left",
         _ => return None,
     })
 }

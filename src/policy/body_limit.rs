@@ -2,7 +2,7 @@
 //! counted while streaming otherwise) and the request headers' count and size (431).
 
 use crate::config::Problem;
-use crate::proxy::errors::GatewayError;
+use crate::error::GatewayError;
 use pingora::http::RequestHeader;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -11,9 +11,9 @@
 //!   batch every message is checked, and one denial refuses the whole batch.
 
 use crate::config::Problem;
+use crate::error::GatewayError;
 use crate::mcp::inspect::{Inspected, Message};
 use crate::policy::auth::identity::Identity;
-use crate::proxy::errors::GatewayError;
 use cel::common::types::{
     CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
 };

@@ -6,9 +6,9 @@
 
 use super::limit_key::{KeyFacts, LimitKey, MissingKey};
 use crate::config::Problem;
+use crate::error::GatewayError;
 use crate::observability::metrics::LimitMetrics;
-use crate::proxy::errors::GatewayError;
-use crate::runtime::shared::shared;
+use crate::policy::shared::shared;
 use pingora_limits::inflight::{Guard, Inflight};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //! or from another configured header.
 
 use crate::config::Problem;
-use crate::proxy::errors::GatewayError;
+use crate::error::GatewayError;
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 use schemars::JsonSchema;

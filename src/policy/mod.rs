@@ -7,9 +7,11 @@
 pub mod auth;
 pub mod body_limit;
 pub mod cel;
+pub mod circuit_breaker;
 pub mod concurrency;
 pub mod cors;
 pub mod header_modifiers;
+pub mod input_lists;
 pub mod ip_filter;
 pub mod limit_key;
 pub mod mcp_headers;
@@ -18,6 +20,7 @@ pub mod origin;
 pub mod rate_limit;
 pub mod rate_window;
 pub mod redis_store;
+pub mod shared;
 pub mod tools;
 
 pub use auth::AuthConfig;
@@ -29,7 +32,7 @@ pub use oauth::OAuthConfig;
 pub use origin::OriginConfig;
 
 use crate::config::Problem;
-use crate::proxy::errors::GatewayError;
+use crate::error::GatewayError;
 use pingora::http::{RequestHeader, ResponseHeader};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -346,7 +349,7 @@ impl Policies {
                 // Keyed by the pinning settings only: a reload that changes the tool lists
                 // keeps what was seen (labels, approved definitions).
                 tool_registry: {
-                    let registry = crate::runtime::shared::shared(
+                    let registry = crate::policy::shared::shared(
                         format!("tools:{name}:{:?}", cfg.tool_pinning),
                         || {
                             crate::mcp::tool_registry::ToolRegistry::new(

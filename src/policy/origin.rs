@@ -6,7 +6,7 @@
 //! `Origin`; otherwise any `Host` is accepted and an `Origin` must name the same host as `Host`.
 
 use crate::config::Problem;
-use crate::proxy::errors::GatewayError;
+use crate::error::GatewayError;
 use pingora::http::RequestHeader;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

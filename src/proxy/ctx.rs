@@ -1,8 +1,8 @@
 //! The per-request context: the snapshot the request runs on, and what each phase learned.
 
-use super::circuit_breaker::Admission;
-use super::errors::GatewayError;
+use crate::error::GatewayError;
 use crate::policy::auth::identity::Identity;
+use crate::policy::circuit_breaker::Admission;
 use crate::policy::concurrency::Held;
 use crate::policy::rate_limit::Quota;
 use crate::runtime::snapshot::{Endpoint, Snapshot};

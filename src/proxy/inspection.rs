@@ -6,9 +6,8 @@
 //! read always reaches the upstream whole, or the request is refused.
 
 use super::ctx::RequestCtx;
-use super::errors::GatewayError;
-use crate::mcp::attribution;
-use crate::mcp::inspect::{inspect, InspectError};
+use crate::error::GatewayError;
+use crate::mcp::inspect::{attributable, inspect, InspectError};
 use crate::policy::mcp_headers;
 use pingora::prelude::Session;
 
@@ -72,7 +71,7 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
     // Kept before the checks, so refused messages are counted by method and tool too.
     let inspected = &*ctx.mcp.insert(inspected);
     // A call the gateway cannot attribute is refused before any policy reads it.
-    attribution::check(inspected).map_err(|u| GatewayError::InvalidJsonRpc {
+    attributable(inspected).map_err(|u| GatewayError::InvalidJsonRpc {
         code: u.code,
         message: u.message.to_string(),
     })?;

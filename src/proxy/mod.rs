@@ -1,12 +1,11 @@
 //! The Pingora `ProxyHttp` implementation. Each hook is a few lines that delegate; the policy
 //! order is fixed here, in code.
 
-pub mod circuit_breaker;
+pub mod accounting;
 pub mod ctx;
 pub mod errors;
 pub mod header_deadline;
 pub mod headers;
-pub mod health;
 pub mod http1;
 pub mod inspection;
 pub mod oauth_relay;
@@ -15,14 +14,15 @@ pub mod pipeline;
 pub mod routing;
 pub mod streams;
 pub mod tools_filter;
+pub mod tools_hooks;
 pub mod upstream;
 
+use crate::error::GatewayError;
 use crate::observability;
 use crate::runtime::store::ConfigStore;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctx::RequestCtx;
-use errors::GatewayError;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
@@ -124,7 +124,7 @@ impl ProxyHttp for Gateway {
         if let Some(span) = &ctx.span {
             span.inject(upstream_request);
         }
-        tools_filter::on_upstream_request(ctx, upstream_request);
+        tools_hooks::on_upstream_request(ctx, upstream_request);
         pinning::upstream_request(ctx, upstream_request)
     }
 
@@ -142,7 +142,7 @@ impl ProxyHttp for Gateway {
         if let Some(quota) = &ctx.quota {
             quota.apply(upstream_response)?;
         }
-        tools_filter::on_response_header(
+        tools_hooks::on_response_header(
             ctx,
             session.req_header(),
             upstream_response,
@@ -155,7 +155,7 @@ impl ProxyHttp for Gateway {
                 .response_headers
                 .apply_response(upstream_response)?;
         }
-        observability::response_started(upstream_response, ctx);
+        accounting::response_started(upstream_response, ctx);
         streams::response_started(session, ctx);
         Ok(())
     }
@@ -168,9 +168,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         oauth_relay::response_body(ctx, body, end_of_stream);
-        tools_filter::on_body(ctx, body, end_of_stream)?;
+        tools_hooks::on_body(ctx, body, end_of_stream)?;
         if let Some(chunk) = body {
-            observability::mcp::scan_tool_error(ctx, chunk);
+            accounting::scan_tool_error(ctx, chunk);
         }
         Ok(None)
     }
@@ -208,12 +208,12 @@ impl ProxyHttp for Gateway {
     fn suppress_error_log(&self, session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
         // Only real errors: a client closing its connection, a stream that a drain or the idle
         // timeout ended, are normal ends (the access log names them).
-        observability::quiet_error(session, e, ctx)
+        accounting::quiet_error(session, e, ctx)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         upstream::record_outcome(ctx, e);
         ctx.held = Default::default();
-        observability::request_finished(session, e, ctx);
+        accounting::request_finished(session, e, ctx);
     }
 }

@@ -3,7 +3,7 @@
 //! id of a new session in the response.
 
 use super::ctx::{PinnedSession, RequestCtx};
-use super::errors::GatewayError;
+use crate::error::GatewayError;
 use crate::policy::Verdict;
 use pingora::http::{RequestHeader, ResponseHeader};
 

@@ -3,11 +3,12 @@
 //! in here.
 
 use super::ctx::RequestCtx;
-use super::errors::{self, GatewayError};
+use super::errors;
 use super::http1;
 use super::inspection;
 use super::pinning;
 use super::routing;
+use crate::error::GatewayError;
 use crate::policy::limit_key::KeyFacts;
 use crate::policy::{cors::Cors, Verdict};
 use bytes::Bytes;

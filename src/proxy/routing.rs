@@ -1,6 +1,6 @@
 //! Matching a request to an endpoint: exact path, then method (404 / 405).
 
-use super::errors::GatewayError;
+use crate::error::GatewayError;
 use crate::runtime::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 

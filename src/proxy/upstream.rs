@@ -2,9 +2,9 @@
 //! circuit breaker admits requests, with a retry on another host when a connection cannot be
 //! established (never once a request may have reached a server). Outcomes feed the breakers.
 
-use super::circuit_breaker::Admission;
 use super::ctx::RequestCtx;
-use super::errors::{CIRCUIT_OPEN, NO_HOST};
+use crate::error::{CIRCUIT_OPEN, NO_HOST};
+use crate::policy::circuit_breaker::Admission;
 use crate::runtime::snapshot::Backend;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};

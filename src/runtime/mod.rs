@@ -1,10 +1,15 @@
-//! Runtime state: the compiled snapshot, the store that swaps it, reloads, and the state that
-//! outlives a snapshot.
+//! Runtime state: the config file (schema, loading, checks), the compiled snapshot and the store
+//! that swaps it, reloads and the file watch, health checks, TLS certificates, draining.
 
 pub mod drain;
+pub mod file;
+pub mod health;
+pub mod host;
+pub mod load;
 pub mod reload;
-pub mod shared;
 pub mod snapshot;
 pub mod store;
 pub mod tls;
+pub mod tls_accept;
+mod validate;
 pub mod watch;

@@ -1,7 +1,7 @@
 //! Hot reload: read the config file again, compile a whole new snapshot, and swap it in one step.
 //! A config with problems is refused as a whole (every problem listed, the running snapshot
 //! kept). Requests already running finish on their snapshot; stateful parts whose settings did not
-//! change (limits, breakers, Redis connections) carry over (see `shared`). Listener, admin and
+//! change (limits, breakers, Redis connections) carry over (see `policy::shared`). Listener, admin and
 //! server settings cannot change in place: a reload reports them as needing a restart (or a
 //! graceful upgrade) and keeps running with the old ones.
 //!
@@ -9,8 +9,9 @@
 //! `reload.watch` is on (see `watch`). The last attempt, with its problems, is kept for
 //! `GET /reload`.
 
+use super::file::FileConfig;
 use super::store::ConfigStore;
-use crate::config::{ConfigError, FileConfig};
+use crate::config::ConfigError;
 use crate::observability::metrics::metrics;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -205,9 +206,8 @@ impl Reloader {
         let compiled = tokio::task::spawn_blocking(move || {
             let read = std::fs::read(&path);
             let seen = digest(&read);
-            let result = crate::config::load_read(&path, read).and_then(|cfg| {
-                crate::server::compile(cfg, &path.display().to_string(), generation)
-            });
+            let result = super::load::load_read(&path, read)
+                .and_then(|cfg| super::load::compile(cfg, &path.display().to_string(), generation));
             (seen, result)
         })
         .await
@@ -261,7 +261,7 @@ pub fn restart_required(old: &FileConfig, new: &FileConfig) -> Vec<&'static str>
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or_default()
     }
-    fn sockets(l: &crate::config::Listen) -> Vec<(String, bool)> {
+    fn sockets(l: &super::file::Listen) -> Vec<(String, bool)> {
         l.entries()
             .into_iter()
             .map(|e| (e.address, e.tls.is_some()))

@@ -1,18 +1,19 @@
 //! The compiled, immutable form of a config. One `Arc<Snapshot>` serves a request from start to
 //! end; a reload builds a whole new one.
 
-use crate::config::PoliciesConfig;
-use crate::config::{self, FileConfig, Problem, DEFAULT_INPUT_HEADERS};
+use super::file::{self, FileConfig};
+use super::host::{Host, HostHealthCheck};
+use crate::config::{self, Problem, DEFAULT_INPUT_HEADERS};
 use crate::mcp::session_pin::Sealer;
 use crate::observability::metrics::PinningMetrics;
 use crate::observability::metrics::{EndpointMetrics, HostMetrics};
+use crate::policy::circuit_breaker::{Breaker, Settings as BreakerSettings};
+use crate::policy::input_lists::{HeaderAllowList, QueryAllowList};
 use crate::policy::ip_filter::ClientAddress;
 use crate::policy::redis_store::RedisStore;
+use crate::policy::shared::{shared, shared_try};
+use crate::policy::PoliciesConfig;
 use crate::policy::{Policies, ServiceFacts};
-use crate::proxy::circuit_breaker::{Breaker, Settings as BreakerSettings};
-use crate::proxy::headers::{HeaderAllowList, QueryAllowList};
-use crate::proxy::health::HostHealthCheck;
-use crate::runtime::shared::{shared, shared_try};
 use http::{HeaderValue, Method};
 use pingora::lb::{selection::RoundRobin, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
@@ -101,22 +102,6 @@ impl Backend {
     pub fn host_by_url(&self, url: &str) -> Option<usize> {
         self.hosts.iter().position(|h| h.url == url)
     }
-}
-
-/// One upstream host.
-pub struct Host {
-    /// The URL as configured (a metric label and log field).
-    pub url: String,
-    /// Resolved address.
-    pub addr: SocketAddr,
-    /// The `Host` header value sent upstream.
-    pub authority: HeaderValue,
-    /// The peer template (address, TLS, SNI, timeouts); cloned per request.
-    pub peer: HttpPeer,
-    /// Metric children.
-    pub metrics: HostMetrics,
-    /// The circuit breaker, when configured (kept across reloads while its settings stay).
-    pub breaker: Option<Arc<Breaker>>,
 }
 
 impl Snapshot {
@@ -242,7 +227,7 @@ fn duration(v: &Option<String>, default: Duration) -> Duration {
 }
 
 fn compile_endpoint(
-    ep: &config::EndpointConfig,
+    ep: &file::EndpointConfig,
     defaults: &PoliciesConfig,
     facts: &ServiceFacts,
     at: &str,
@@ -305,7 +290,7 @@ fn compile_endpoint(
 }
 
 fn compile_backend(
-    b: &config::BackendConfig,
+    b: &file::BackendConfig,
     (endpoint, endpoint_path): (&str, &str),
     sealer: Option<&Sealer>,
     at: &str,

@@ -2,12 +2,8 @@
 //! the current snapshot, so a reload rotates them without a restart) and the upstream trust
 //! store and client certificate (mTLS), read again on every reload.
 
-use crate::config::{Listen, Problem, UpstreamTls};
-use crate::runtime::store::ConfigStore;
-use async_trait::async_trait;
-use pingora::listeners::TlsAccept;
-use pingora::protocols::tls::TlsRef;
-use pingora::tls::ext;
+use super::file::{Listen, UpstreamTls};
+use crate::config::Problem;
 use pingora::tls::pkey::{PKey, Private};
 use pingora::tls::x509::X509;
 use pingora::utils::tls::CertKey;
@@ -18,8 +14,9 @@ pub struct ListenerCert {
     /// The listener address it serves.
     pub address: String,
     /// Leaf first, then intermediates.
-    chain: Vec<X509>,
-    key: PKey<Private>,
+    pub(crate) chain: Vec<X509>,
+    /// Its private key.
+    pub(crate) key: PKey<Private>,
 }
 
 fn read(path: &str, at: &str) -> Result<Vec<u8>, Problem> {
@@ -169,37 +166,6 @@ impl UpstreamTlsMaterial {
             })
         } else {
             Err(problems)
-        }
-    }
-}
-
-/// Picks a TLS listener's certificate from the current snapshot at each handshake.
-pub struct ListenerCerts {
-    /// Where the current snapshot is.
-    pub store: Arc<ConfigStore>,
-    /// The listener address.
-    pub address: String,
-}
-
-#[async_trait]
-impl TlsAccept for ListenerCerts {
-    async fn certificate_callback(&self, ssl: &mut TlsRef) {
-        let snapshot = self.store.current();
-        let Some(cert) = snapshot
-            .listener_certs
-            .iter()
-            .find(|c| c.address == self.address)
-        else {
-            tracing::error!(address = %self.address, "no certificate for this TLS listener");
-            return;
-        };
-        let mut result = ext::ssl_use_certificate(ssl, &cert.chain[0])
-            .and_then(|()| ext::ssl_use_private_key(ssl, &cert.key));
-        for extra in &cert.chain[1..] {
-            result = result.and_then(|()| ext::ssl_add_chain_cert(ssl, extra));
-        }
-        if let Err(e) = result {
-            tracing::error!(address = %self.address, error = %e, "cannot use the listener certificate");
         }
     }
 }

@@ -5,31 +5,14 @@
 //! refused like any reload (the running config stays, the problems are reported), and a file
 //! that disappears keeps the running config until it is back.
 
+use super::file::ReloadSettings;
 use super::reload::{fingerprint, Reloader, Trigger};
 use crate::config::parse_duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Reload settings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ReloadSettings {
-    /// Reload when the config file changes (default false; SIGHUP and `POST /reload` always
-    /// work).
-    #[serde(default)]
-    pub watch: bool,
-    /// How often the file is checked (default `1s`).
-    #[serde(default)]
-    pub interval: Option<String>,
-    /// How long a changed file must stay unchanged before it is read (default `500ms`).
-    #[serde(default)]
-    pub debounce: Option<String>,
-}
 
 impl ReloadSettings {
     fn interval(&self) -> Duration {

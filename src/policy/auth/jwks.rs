@@ -233,7 +233,7 @@ impl Keys {
         }
         // One cache per URL and timings, kept across reloads (the keys are not fetched again).
         let key = format!("jwks:{url}:{timings:?}");
-        match crate::runtime::shared::shared_try(key, || RemoteJwks::new(url, timings)) {
+        match crate::policy::shared::shared_try(key, || RemoteJwks::new(url, timings)) {
             Ok(r) => Some(Keys::Remote(r)),
             Err(e) => p.fail("jwks_url", e),
         }

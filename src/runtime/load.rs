@@ -1,65 +1,13 @@
-//! Reading a config file: parse (YAML or JSON), substitute `${ENV}`, check the structure against
-//! the JSON Schema (every problem at once), deserialize, then run the semantic checks.
+//! Reading the config file: parse (YAML or JSON), substitute `${ENV}`, check the structure
+//! against the JSON Schema (every problem at once), deserialize, run the semantic checks
+//! (`validate.rs`); then compile it into a `Snapshot` (`compile`), for the start and for reloads.
 
-use super::{env, validate, FileConfig};
+use super::file::FileConfig;
+use super::snapshot::Snapshot;
+use super::validate;
+use crate::config::{env, ConfigError, Problem};
 use serde_json::Value;
-use std::fmt;
 use std::path::Path;
-
-/// One problem in a config file, with the path of the value it concerns
-/// (`endpoints[1].backend.hosts[0]`; empty for the whole file).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Problem {
-    /// Where: a dotted path with `[index]` for list items.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Problem {
-    /// A problem at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// A config that cannot be used: every problem found, each with its path.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    /// The file (or `<inline>`).
-    pub source_name: String,
-    /// Every problem, in document order where possible.
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        writeln!(
-            f,
-            "{}: {n} problem{}:",
-            self.source_name,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            writeln!(f, "  {p}")?;
-        }
-        Ok(())
-    }
-}
 
 /// The JSON Schema of the config file, as generated from the Rust types.
 pub fn schema_json() -> Value {
@@ -201,6 +149,18 @@ pub(crate) fn pointer_to_path(root: &Value, pointer: &str) -> String {
         }
     }
     out
+}
+
+/// Compiles a validated config as snapshot `generation`.
+pub fn compile(
+    cfg: FileConfig,
+    source_name: &str,
+    generation: u64,
+) -> Result<Snapshot, ConfigError> {
+    Snapshot::compile(cfg, generation).map_err(|problems: Vec<Problem>| ConfigError {
+        source_name: source_name.to_string(),
+        problems,
+    })
 }
 
 #[cfg(test)]

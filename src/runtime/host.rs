@@ -1,18 +1,35 @@
-//! Active health checks of upstream hosts (a TCP connect, or an HTTP GET of a path), run in the
-//! background for every endpoint of the current snapshot.
+//! One upstream host as compiled (address, `Host` header, peer template, metric children,
+//! circuit breaker), and the active health check of an endpoint's hosts (a TCP connect, or an
+//! HTTP GET of a path) that the endpoint's balancer runs; `health.rs` drives it.
 
-use crate::runtime::snapshot::Host;
-use crate::runtime::store::ConfigStore;
+use crate::observability::metrics::HostMetrics;
+use crate::policy::circuit_breaker::Breaker;
 use async_trait::async_trait;
+use http::HeaderValue;
 use pingora::lb::health_check::{HealthCheck, HttpHealthCheck};
 use pingora::lb::Backend;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
+use pingora::upstreams::peer::HttpPeer;
 use pingora_prometheus::prometheus::IntGauge;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// One upstream host.
+pub struct Host {
+    /// The URL as configured (a metric label and log field).
+    pub url: String,
+    /// Resolved address.
+    pub addr: SocketAddr,
+    /// The `Host` header value sent upstream.
+    pub authority: HeaderValue,
+    /// The peer template (address, TLS, SNI, timeouts); cloned per request.
+    pub peer: HttpPeer,
+    /// Metric children.
+    pub metrics: HostMetrics,
+    /// The circuit breaker, when configured (kept across reloads while its settings stay).
+    pub breaker: Option<Arc<Breaker>>,
+}
 
 /// The health check of one endpoint's hosts.
 pub struct HostHealthCheck {
@@ -118,47 +135,6 @@ impl HealthCheck for HostHealthCheck {
             self.healthy_threshold
         } else {
             self.unhealthy_threshold
-        }
-    }
-}
-
-/// Runs the health checks of the current snapshot's endpoints, each at its own interval.
-pub struct HealthService {
-    store: Arc<ConfigStore>,
-}
-
-impl HealthService {
-    /// A service reading endpoints from `store`.
-    pub fn new(store: Arc<ConfigStore>) -> Self {
-        HealthService { store }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for HealthService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        // Due times by (generation, endpoint index); a new snapshot starts checking at once.
-        let mut due: HashMap<(u64, usize), Instant> = HashMap::new();
-        loop {
-            let snapshot = self.store.current();
-            let now = Instant::now();
-            let mut checks = Vec::new();
-            for (i, ep) in snapshot.endpoints.iter().enumerate() {
-                if !ep.backend.health_checks {
-                    continue;
-                }
-                let key = (snapshot.generation, i);
-                if due.get(&key).is_none_or(|t| *t <= now) {
-                    due.insert(key, now + ep.backend.health_interval);
-                    checks.push(ep.backend.balancer.backends().run_health_check(true));
-                }
-            }
-            due.retain(|(g, _), _| *g == snapshot.generation);
-            futures::future::join_all(checks).await;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = shutdown.changed() => return,
-            }
         }
     }
 }

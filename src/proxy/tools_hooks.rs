@@ -1,0 +1,135 @@
+//! `tools/list` filtering in the proxy phases: which answers are filtered (asked for
+//! uncompressed when the request goes upstream, started at the response header), and each body
+//! chunk through the filter of `tools_filter.rs`.
+
+use super::tools_filter::{keeper, ToolsFilter};
+use crate::error::GatewayError;
+use crate::mcp::response::Unreadable;
+use bytes::Bytes;
+
+/// Whether the answer to this request can carry a `tools/list` result: a POST whose inspected
+/// body lists tools, or, on an endpoint that inspects, a GET that resumes a stream
+/// (`Last-Event-ID`), since the upstream then replays the events of an earlier answer, which may
+/// be a tool list.
+fn may_list_tools(ctx: &crate::proxy::ctx::RequestCtx, req: &pingora::http::RequestHeader) -> bool {
+    ctx.lists_tools()
+        || (req.method == http::Method::GET
+            && req.headers.contains_key("last-event-id")
+            && ctx
+                .endpoint()
+                .is_some_and(|ep| ep.policies.inspection.is_some()))
+}
+
+/// Before the request goes upstream: an answer that will be filtered is asked for uncompressed,
+/// since a compressed one cannot be read (`Accept-Encoding` is forwarded only when
+/// `input_headers` names it).
+pub fn on_upstream_request(
+    ctx: &crate::proxy::ctx::RequestCtx,
+    req: &mut pingora::http::RequestHeader,
+) {
+    if may_list_tools(ctx, req) {
+        req.remove_header(&http::header::ACCEPT_ENCODING);
+    }
+}
+
+/// At the response header: starts filtering a successful answer that may list tools, whatever
+/// its `Content-Type` says (the length changes, so `Content-Length` goes; HTTP/1.1 answers are
+/// chunked). Other statuses pass: clients do not read a result from them. An answer that is
+/// compressed anyway cannot be read, so it is refused (502) rather than passed whole.
+pub fn on_response_header(
+    ctx: &mut crate::proxy::ctx::RequestCtx,
+    req: &pingora::http::RequestHeader,
+    resp: &mut pingora::http::ResponseHeader,
+    h2: bool,
+) -> pingora::Result<()> {
+    let no_body = matches!(resp.status.as_u16(), 204 | 205);
+    if !resp.status.is_success() || no_body || !may_list_tools(ctx, req) {
+        return Ok(());
+    }
+    let encoding = resp.headers.get(http::header::CONTENT_ENCODING).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if encoding.is_some_and(|e| !e.is_empty() && e != "identity") {
+        refused(
+            ctx.endpoint().map_or("", |ep| ep.name.as_str()),
+            Unreadable::Compressed,
+        );
+        return Err(pingora::Error::explain(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "compressed tools/list answer",
+        )
+        .into_up());
+    }
+    let declared_sse = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    if !h2 {
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    ctx.tools_filter = Some(ToolsFilter::new(declared_sse));
+    Ok(())
+}
+
+/// Logs and counts a refused answer.
+fn refused(endpoint: &str, why: Unreadable) {
+    tracing::warn!(
+        endpoint,
+        reason = why.as_str(),
+        "tools/list answer refused: it cannot be read exactly, so it cannot be filtered"
+    );
+    crate::observability::metrics::metrics().response_filter_refused(endpoint, why.as_str());
+}
+
+/// Each response body chunk of a filtered answer. What cannot be read is replaced by a
+/// JSON-RPC error for the request (`id` from the request; `null` on a resumed GET stream), as an
+/// SSE event when the answer was labelled SSE: the status line has gone out with the upstream's
+/// header by then, so the error is in the body (`data.status` 502).
+pub fn on_body(
+    ctx: &mut crate::proxy::ctx::RequestCtx,
+    body: &mut Option<Bytes>,
+    end: bool,
+) -> pingora::Result<()> {
+    let Some(filter) = ctx.tools_filter.as_mut() else {
+        return Ok(());
+    };
+    let snapshot = ctx.snapshot.clone();
+    let Some(ep) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
+        return Ok(());
+    };
+    let keep = keeper(
+        &ep.name,
+        ep.policies.tools.as_ref().filter(|t| t.filter_list),
+        &ep.policies.tool_registry,
+        ctx.identity.as_deref(),
+    );
+    let declared_sse = filter.declared_sse();
+    let request = &ctx.body;
+    let mut first = None;
+    let mut replace = |why: Unreadable| {
+        refused(&ep.name, why);
+        let err = GatewayError::UnreadableAnswer {
+            reason: why.as_str(),
+        };
+        let shape = crate::mcp::jsonrpc::request_shape(&request.bytes());
+        let error = err.jsonrpc_body(shape.as_ref());
+        first.get_or_insert(err);
+        match declared_sse {
+            true => [b"event: message\ndata: ".as_slice(), &error, b"\n\n"].concat(),
+            false => error,
+        }
+    };
+    *body = filter.chunk(body.as_ref(), end, &keep, &mut replace);
+    if let Some(err) = first {
+        ctx.error.get_or_insert(err);
+    }
+    Ok(())
+}
