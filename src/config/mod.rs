@@ -8,7 +8,9 @@ mod load;
 mod validate;
 
 pub use load::{load_file, load_read, load_str, schema_json, ConfigError, Problem};
-pub use validate::{name_used_before, parse_duration, parse_host_url, HostUrl};
+pub use validate::{
+    endpoint_methods, name_used_before, parse_duration, parse_host_url, HostUrl, DEFAULT_METHODS,
+};
 
 pub use crate::policy::{ClientAddressConfig, PoliciesConfig};
 use schemars::JsonSchema;
