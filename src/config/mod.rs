@@ -4,6 +4,7 @@
 //! in string values, and every problem is reported with its path before anything starts.
 
 mod env;
+pub mod krakend;
 mod load;
 mod validate;
 
