@@ -14,6 +14,7 @@ mod circuit_breaker;
 mod cli;
 mod demo;
 mod errors;
+mod krakend;
 mod limits;
 mod mcp_client;
 mod mcp_policies;

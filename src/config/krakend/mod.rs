@@ -135,7 +135,9 @@ pub(crate) fn duration(text: &str) -> Option<String> {
         rest = &rest[unit_end..];
     }
     let ms = millis.round();
-    (1.0..1e12).contains(&ms).then(|| format!("{}ms", ms as u64))
+    (1.0..1e12)
+        .contains(&ms)
+        .then(|| format!("{}ms", ms as u64))
 }
 
 #[cfg(test)]
