@@ -49,6 +49,13 @@ enum Command {
     },
     /// Print a new random API key (and its hash on standard error).
     GenerateKey,
+    /// Print a KrakenD configuration (krakend.json) as mcpgate YAML on standard output, with
+    /// comments where a setting changes meaning; problems go to standard error (exit 2 when
+    /// some setting cannot be honoured).
+    Convert {
+        /// The KrakenD file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
             println!("{}", api_key::hash_key(&key));
             ExitCode::SUCCESS
         }
+        Some(Command::Convert { file }) => convert(&file),
         Some(Command::GenerateKey) => match api_key::generate_key() {
             Ok(key) => {
                 println!("{key}");
@@ -179,6 +187,47 @@ fn main() -> ExitCode {
                 },
             )
         }
+    }
+}
+
+/// `mcpgate convert FILE`.
+fn convert(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: cannot read the file: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{}: not JSON: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    if !config::krakend::is_krakend(&value) {
+        eprintln!(
+            "{}: not a KrakenD configuration (expected \"version\": 3 and endpoints[] with endpoint and backend)",
+            file.display()
+        );
+        return ExitCode::from(2);
+    }
+    let t = config::krakend::translate(&value);
+    print!(
+        "{}",
+        config::krakend::to_commented_yaml(&t.config, &t.notes)
+    );
+    for w in &t.warnings {
+        eprintln!("{}: warning: {w} (skipped)", file.display());
+    }
+    for e in &t.errors {
+        eprintln!("{}: error: {e}", file.display());
+    }
+    if t.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

@@ -16,6 +16,7 @@ mod cli;
 mod demo;
 mod errors;
 mod http1;
+mod krakend;
 mod limits;
 mod mcp_client;
 mod mcp_policies;

@@ -4,6 +4,7 @@
 //! schema, which names each feature's own config type, is `runtime/file.rs`.
 
 pub mod env;
+pub mod krakend;
 mod problem;
 mod values;
 

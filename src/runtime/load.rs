@@ -53,6 +53,15 @@ pub fn load_str(text: &str, json: bool, source_name: &str) -> Result<FileConfig,
         return Err(fail(vec![Problem::new("", "the file is empty")]));
     }
     let mut problems = Vec::new();
+    if crate::config::krakend::is_krakend(&value) {
+        // A KrakenD file: read into mcpgate's own shape, then checked like any mcpgate file.
+        let t = crate::config::krakend::translate(&value);
+        for w in &t.warnings {
+            tracing::warn!("{source_name}: {w} (KrakenD setting skipped)");
+        }
+        problems.extend(t.errors);
+        value = t.config;
+    }
     env::substitute(&mut value, "", &mut problems);
     // Structural problems are reported, then the offending values are pruned so the semantic
     // checks can still run on everything else.

@@ -28,7 +28,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The endpoints, in config order.
     pub endpoints: Vec<Endpoint>,
-    routes: HashMap<String, usize>,
+    /// Request path -> the endpoints serving it (in config order; their methods differ).
+    routes: HashMap<String, Vec<usize>>,
     /// How the client address is found.
     pub client_address: ClientAddress,
     /// Certificates of the TLS listeners (read at each handshake).
@@ -44,7 +45,7 @@ pub struct Endpoint {
     /// Exact request path.
     pub path: String,
     methods: Vec<Method>,
-    /// The `Allow` header value for 405 answers.
+    /// The `Allow` header value for 405 answers: the methods of every endpoint on this path.
     pub allow: HeaderValue,
     /// Request headers forwarded upstream.
     pub input_headers: HeaderAllowList,
@@ -156,15 +157,25 @@ impl Snapshot {
                     .is_ok_and(|a| a.ip().is_loopback())
             }),
         };
+        let mut per_path: HashMap<&str, usize> = HashMap::new();
+        for ep in &source.endpoints {
+            *per_path.entry(ep.path.as_str()).or_default() += 1;
+        }
         for (i, ep) in source.endpoints.iter().enumerate() {
-            match compile_endpoint(ep, &source.policies, &facts, &format!("endpoints[{i}]")) {
+            let shared_path = per_path.get(ep.path.as_str()).is_some_and(|&n| n > 1);
+            let at = format!("endpoints[{i}]");
+            match compile_endpoint(ep, shared_path, &source.policies, &facts, &at) {
                 Ok(e) => {
-                    routes.insert(e.path.clone(), endpoints.len());
+                    routes
+                        .entry(e.path.clone())
+                        .or_insert_with(Vec::new)
+                        .push(endpoints.len());
                     endpoints.push(e);
                 }
                 Err(mut p) => problems.append(&mut p),
             }
         }
+        union_allow(&routes, &mut endpoints);
         let client_address = ClientAddress::compile(&source.client_address, "client_address")
             .map_err(|mut p| problems.append(&mut p))
             .unwrap_or_default();
@@ -198,10 +209,49 @@ impl Snapshot {
         self.route(rest)
     }
 
-    /// The endpoint serving `path`, if any.
+    /// The first endpoint serving `path`, if any.
     pub fn route(&self, path: &str) -> Option<(usize, &Endpoint)> {
-        let i = *self.routes.get(path)?;
-        Some((i, self.endpoints.get(i)?))
+        self.routes(path).into_iter().next()
+    }
+
+    /// Every endpoint serving `path`, in config order.
+    pub fn routes(&self, path: &str) -> Vec<(usize, &Endpoint)> {
+        self.routes
+            .get(path)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| Some((i, self.endpoints.get(i)?)))
+            .collect()
+    }
+}
+
+/// Gives every endpoint of a shared path the `Allow` value listing the methods of all of them.
+fn union_allow(routes: &HashMap<String, Vec<usize>>, endpoints: &mut [Endpoint]) {
+    for group in routes.values().filter(|g| g.len() > 1) {
+        let mut methods: Vec<Method> = Vec::new();
+        for &i in group {
+            for m in endpoints
+                .get(i)
+                .map(|e| e.methods.as_slice())
+                .unwrap_or(&[])
+            {
+                if !methods.contains(m) {
+                    methods.push(m.clone());
+                }
+            }
+        }
+        let text = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(allow) = HeaderValue::from_str(&text) {
+            for &i in group {
+                if let Some(e) = endpoints.get_mut(i) {
+                    e.allow = allow.clone();
+                }
+            }
+        }
     }
 }
 
@@ -226,13 +276,24 @@ fn duration(v: &Option<String>, default: Duration) -> Duration {
         .unwrap_or(default)
 }
 
+/// Compiles one endpoint. Without a `name`, an endpoint is named by its path, plus its methods
+/// when other endpoints share the path (so their metrics and limiter state stay apart).
 fn compile_endpoint(
     ep: &file::EndpointConfig,
+    shared_path: bool,
     defaults: &PoliciesConfig,
     facts: &ServiceFacts,
     at: &str,
 ) -> Result<Endpoint, Vec<Problem>> {
-    let name = ep.name.clone().unwrap_or_else(|| ep.path.clone());
+    let name = match &ep.name {
+        Some(n) => n.clone(),
+        None if shared_path => format!(
+            "{} {}",
+            ep.path,
+            super::validate::endpoint_methods(ep).join(",")
+        ),
+        None => ep.path.clone(),
+    };
     let policies = match &ep.policies {
         Some(own) => Policies::compile(
             &own.over(defaults),

@@ -7,7 +7,7 @@ use super::file::{
 };
 use crate::config::{parse_duration, parse_host_url, Problem};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 /// Methods an endpoint may list.
@@ -137,16 +137,36 @@ fn check_access_log(log: &AccessLogSettings, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The methods an endpoint serves, upper-case (the default when `methods` is not set).
+pub fn endpoint_methods(ep: &EndpointConfig) -> Vec<String> {
+    match &ep.methods {
+        Some(list) => list.iter().map(|m| m.to_ascii_uppercase()).collect(),
+        None => DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+/// The methods of an endpoint without `methods`.
+pub const DEFAULT_METHODS: &[&str] = &["POST", "GET", "DELETE"];
+
 fn check_endpoints(items: &[(usize, &EndpointConfig)], problems: &mut Vec<Problem>) {
-    let mut paths = HashSet::new();
+    // Several endpoints may share a path when their methods differ (each with its own
+    // settings); a method served twice on one path is ambiguous.
+    let mut served: HashMap<(&str, String), usize> = HashMap::new();
     let mut names = HashSet::new();
     for (i, ep) in items {
         let at = format!("endpoints[{i}]");
-        if !paths.insert(ep.path.as_str()) {
-            problems.push(Problem::new(
-                format!("{at}.path"),
-                format!("{:?} is already served by an earlier endpoint", ep.path),
-            ));
+        for m in endpoint_methods(ep) {
+            if let Some(first) = served.get(&(ep.path.as_str(), m.clone())) {
+                problems.push(Problem::new(
+                    format!("{at}.methods"),
+                    format!(
+                        "{m} {:?} is already served by endpoints[{first}] (endpoints may share a path only with different methods)",
+                        ep.path
+                    ),
+                ));
+            } else {
+                served.insert((ep.path.as_str(), m), *i);
+            }
         }
         if let Some(name) = &ep.name {
             if !names.insert(name.as_str()) {
@@ -317,6 +337,8 @@ fn duration_field(v: &Option<String>, at: &str, problems: &mut Vec<Problem>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn header_timeout_is_a_positive_duration() {
         let check = |v: &str| {
@@ -331,5 +353,38 @@ mod tests {
             let err = check(bad).expect_err(bad);
             assert!(err.contains("server.header_timeout"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_path_may_repeat_with_other_methods_only() {
+        let ep = |path: &str, methods: Option<&[&str]>| -> EndpointConfig {
+            serde_json::from_value(serde_json::json!({
+                "path": path,
+                "methods": methods,
+                "backend": {"hosts": ["http://127.0.0.1:3000"]}
+            }))
+            .expect("endpoint")
+        };
+        let list = [
+            ep("/mcp", Some(&["POST"])),
+            ep("/mcp", Some(&["get", "DELETE"])),
+            ep("/other", None),
+        ];
+        let items: Vec<(usize, &EndpointConfig)> = list.iter().enumerate().collect();
+        let mut problems = Vec::new();
+        check_endpoints(&items, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+
+        let list = [ep("/mcp", Some(&["POST"])), ep("/mcp", None)];
+        let items: Vec<(usize, &EndpointConfig)> = list.iter().enumerate().collect();
+        check_endpoints(&items, &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "endpoints[1].methods");
+        assert!(
+            problems[0]
+                .message
+                .contains("POST \"/mcp\" is already served by endpoints[0]"),
+            "{problems:?}"
+        );
     }
 }
