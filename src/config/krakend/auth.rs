@@ -1,8 +1,8 @@
 //! `auth/validator` (JWT), `auth/api-keys` and `auth/basic` (Enterprise) as mcpgate's
 //! `policies.auth`.
 
+use super::inherited::{ApiKeys, Service};
 use super::obj::Obj;
-use super::service::Service;
 use super::Cx;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -207,12 +207,6 @@ fn oct_secret(file: &str, at: &str, cx: &mut Cx) -> Option<String> {
             None
         }
     }
-}
-
-/// The keys declared at the service's `auth/api-keys`.
-pub(crate) struct ApiKeys {
-    keys: Vec<Value>,
-    header: Option<String>,
 }
 
 pub(crate) fn api_key_registry(v: &Value, at: &str, cx: &mut Cx) -> Option<ApiKeys> {

@@ -1,8 +1,8 @@
 //! One KrakenD endpoint (and its single backend) as one mcpgate endpoint: same path, its one
 //! method, its own policies.
 
+use super::inherited::Service;
 use super::obj::Obj;
-use super::service::Service;
 use super::{auth, cel, martian, traffic, Cx};
 use crate::config::DEFAULT_INPUT_HEADERS;
 use serde_json::{json, Map, Value};

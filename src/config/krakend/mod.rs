@@ -10,6 +10,7 @@
 mod auth;
 mod cel;
 mod endpoint;
+mod inherited;
 mod martian;
 mod obj;
 mod service;

@@ -1,32 +1,10 @@
 //! The root of a KrakenD file: listener, defaults for endpoints, and the service-level
 //! `extra_config` namespaces.
 
+use super::inherited::Service;
 use super::obj::Obj;
 use super::{auth, endpoint, traffic, Cx};
 use serde_json::{json, Map, Value};
-
-/// What endpoints inherit from the service.
-#[derive(Default)]
-pub(crate) struct Service {
-    /// `timeout`, as mcpgate duration text.
-    pub timeout: Option<String>,
-    /// `host`: the default backend hosts.
-    pub hosts: Option<Vec<String>>,
-    /// `output_encoding`: the default encoding of endpoints.
-    pub output_encoding: Option<String>,
-    /// The API keys declared under `auth/api-keys`.
-    pub api_keys: Option<auth::ApiKeys>,
-    /// The users declared under `auth/basic`.
-    pub basic_users: Option<Vec<Value>>,
-    /// `redis.connection_pools`: name -> redis URL.
-    pub redis_pools: Vec<(String, String)>,
-    /// The Redis URL the translated limits use (mcpgate has one Redis).
-    pub redis_url: Option<String>,
-    /// `router.max_payload` of the service, in bytes.
-    pub max_payload: Option<u64>,
-    /// The service-wide policies (mcpgate `policies:`).
-    pub policies: Map<String, Value>,
-}
 
 /// Namespaces that only change logs, docs or debug output: skipped with a warning.
 const COSMETIC_NAMESPACES: &[&str] = &[

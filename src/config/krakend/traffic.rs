@@ -1,7 +1,7 @@
 //! CORS, IP filter, payload size, rate limits (in memory and Redis), circuit breaker.
 
+use super::inherited::Service;
 use super::obj::Obj;
-use super::service::Service;
 use super::Cx;
 use serde_json::{json, Map, Value};
 
