@@ -90,10 +90,23 @@ impl Gateway {
             pid = dir.path().join("mcpgate.pid").display(),
             log = dir.path().join("access.log").display(),
         );
+        Gateway::spawn(&[], dir, &yaml, port, admin_port)
+    }
+
+    /// Writes `yaml` as the config in `dir`, runs `mcpgate ARGS -c FILE` and waits until the
+    /// listener on `port` and the admin listener on `admin_port` are ready.
+    fn spawn(
+        args: &[&str],
+        dir: tempfile::TempDir,
+        yaml: &str,
+        port: u16,
+        admin_port: u16,
+    ) -> Gateway {
         let conf = dir.path().join("mcpgate.yaml");
         std::fs::write(&conf, yaml).expect("write config");
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         let child = Command::new(binary())
+            .args(args)
             .arg("-c")
             .arg(&conf)
             .env("MCPGATE_LOG", "info")
@@ -162,26 +175,7 @@ impl Gateway {
             );
             yaml = yaml.replace(from, &to);
         }
-        let conf = dir.path().join("mcpgate.yaml");
-        std::fs::write(&conf, yaml).expect("write config");
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
-        let child = Command::new(binary())
-            .arg("demo")
-            .arg("-c")
-            .arg(&conf)
-            .env("MCPGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start mcpgate demo");
-        let gw = Gateway {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            admin: format!("http://127.0.0.1:{admin_port}"),
-            dir,
-        };
-        gw.wait_ready();
-        gw
+        Gateway::spawn(&["demo"], dir, &yaml, port, admin_port)
     }
 
     fn wait_ready(&self) {

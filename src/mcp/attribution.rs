@@ -11,29 +11,12 @@
 //!   `arguments` is neither absent, `null` nor an object; a `resources/read`, `resources/subscribe`
 //!   or `resources/unsubscribe` without such a string `uri` (JSON-RPC -32602).
 
+use crate::observability::mcp::METHODS;
 use serde_json::Value;
 
-/// Every method of the MCP revisions the gateway knows (requests, notifications, and the
-/// server's requests a client answers), as written.
-const MCP_METHODS: &[&str] = &[
-    "initialize",
-    "ping",
-    "server/discover",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "tasks/get",
-    "tasks/list",
-    "tasks/result",
-    "tasks/cancel",
+/// MCP's methods beyond the client's requests (which are `observability::mcp::METHODS`, the
+/// method label values): the server's requests a client answers, and the notifications.
+const OTHER_MCP_METHODS: &[&str] = &[
     "sampling/createMessage",
     "roots/list",
     "elicitation/create",
@@ -49,6 +32,11 @@ const MCP_METHODS: &[&str] = &[
     "notifications/tasks/status",
     "notifications/elicitation/complete",
 ];
+
+/// Every method of the MCP revisions the gateway knows, as written.
+fn mcp_methods() -> impl Iterator<Item = &'static str> {
+    METHODS.iter().chain(OTHER_MCP_METHODS).copied()
+}
 
 /// What a method names, which policies key on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +125,11 @@ fn invisible(c: char) -> bool {
 /// Whether `method` is one a lenient server could take for an MCP method it is not: not printable
 /// ASCII (0x21 to 0x7E), or one of MCP's methods in another letter case.
 pub fn near_miss(method: &str) -> bool {
-    if MCP_METHODS.contains(&method) {
+    if mcp_methods().any(|m| m == method) {
         return false;
     }
     !method.bytes().all(|b| b.is_ascii_graphic())
-        || MCP_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method))
+        || mcp_methods().any(|m| m.eq_ignore_ascii_case(method))
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 use memchr::memmem::Finder;
 use std::sync::LazyLock;
 
-/// MCP methods as label values.
+/// MCP's client request methods, the `mcp_method` label values (also the first part of the
+/// method list that inspection knows, `mcp/attribution.rs`).
 pub const METHODS: &[&str] = &[
     "initialize",
     "ping",
