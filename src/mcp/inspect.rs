@@ -291,7 +291,7 @@ impl Folds {
 /// A key as a case-insensitive JSON decoder matches it (Go's `encoding/json` does, with Unicode
 /// simple folding: `ſ` is `s`, the Kelvin sign is `k`): two keys with the same fold could be
 /// read as one member by the upstream, so an object may not hold both.
-pub(crate) fn fold(key: &str) -> String {
+pub fn fold(key: &str) -> String {
     if key.is_ascii() {
         return key.to_ascii_lowercase();
     }

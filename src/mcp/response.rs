@@ -6,6 +6,7 @@
 //! stream, only the four SSE fields. Anything else is [`Unreadable`]: the filter then refuses
 //! the answer instead of passing what it could not check.
 
+use super::inspect::fold;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -196,22 +197,6 @@ fn other_case(key: &str, names: &[&str]) -> Result<(), Unreadable> {
         true => Err(Unreadable::MemberCase),
         false => Ok(()),
     }
-}
-
-/// A member name as a case-insensitive decoder matches it (Go's `encoding/json`, with Unicode
-/// simple folding: `ſ` is `s`, the Kelvin sign is `k`).
-pub fn fold(key: &str) -> String {
-    if key.is_ascii() {
-        return key.to_ascii_lowercase();
-    }
-    key.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'ſ' => 's',
-            'ς' => 'σ',
-            c => c,
-        })
-        .collect()
 }
 
 /// Checks that `text` is one JSON value with no duplicated member names at any depth.
