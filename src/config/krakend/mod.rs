@@ -13,6 +13,7 @@ mod endpoint;
 mod inherited;
 mod martian;
 mod obj;
+mod ratelimit;
 mod service;
 mod traffic;
 mod yaml;
