@@ -144,3 +144,5 @@ pub(crate) fn duration(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_docs;
