@@ -1,7 +1,11 @@
 //! KrakenD files run as they are (`mcpgate -c krakend.json`) and converted (`mcpgate convert`):
-//! the KrakenD page's example with the official Rust SDK, a richer file whose every protection
-//! is enforced (401, 403, CEL, 429, injected headers, CORS) with the same answers from its
-//! conversion, SSE past a KrakenD `timeout` of 2s, and fail-closed loading.
+//! the KrakenD page's example with the official Rust SDK (and the Python SDK, in `python`), a
+//! richer file whose every protection is enforced (401, 403, CEL, 429, injected headers, CORS)
+//! with the same answers from its conversion, SSE past a KrakenD `timeout` of 2s, fail-closed
+//! loading, and hot reload of a KrakenD file (in `reload`).
+
+mod python;
+mod reload;
 
 use crate::mcp_client::run_session;
 use crate::support::{binary, free_port, run_cli, temp_file};
@@ -12,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A gateway process started on a given config file.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     base: String,
     stderr: PathBuf,
@@ -20,7 +24,7 @@ struct Proc {
 
 impl Proc {
     /// Starts `mcpgate -c conf` and waits until `port` accepts connections.
-    fn start(conf: &Path, port: u16) -> Proc {
+    pub(crate) fn start(conf: &Path, port: u16) -> Proc {
         let stderr = conf.with_extension("stderr");
         let child = Command::new(binary())
             .arg("-c")
@@ -47,11 +51,20 @@ impl Proc {
         p
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/mcp", self.base)
     }
 
-    fn stderr(&self) -> String {
+    /// Sends `signal` (e.g. `HUP`) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
@@ -63,8 +76,9 @@ impl Drop for Proc {
     }
 }
 
-/// The shipped page example, with its port and upstream moved to ephemeral loopback ones.
-fn page_example(port: u16, upstream: &str) -> Value {
+/// The shipped page example (the page's three endpoints, nothing else), with its port and
+/// upstream moved to ephemeral loopback ones.
+pub(crate) fn page_example(port: u16, upstream: &str) -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/conf/examples/krakend.json"
@@ -139,11 +153,9 @@ async fn sse_stays_live_past_a_krakend_timeout_of_2s() {
     let up = keepalive_stream(Duration::from_millis(500), 8).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let k = temp_file(
-        &dir,
-        "krakend.json",
-        &page_example(port, &up.addr.to_string()).to_string(),
-    );
+    let mut v = page_example(port, &up.addr.to_string());
+    v["timeout"] = json!("2s");
+    let k = temp_file(&dir, "krakend.json", &v.to_string());
     let gw = Proc::start(&k, port);
     let started = Instant::now();
     let r = reqwest::Client::new()
@@ -198,7 +210,7 @@ fn richer(port: u16, upstream: &str, jwk: &Path) -> Value {
                 "input_headers": ["Authorization", "X-Tenant"],
                 "extra_config": {
                     "auth/validator": {"alg": "HS256", "jwk_local_path": jwk.to_str(), "roles": ["admin"], "roles_key": "roles", "propagate_claims": [["sub", "X-User"]]},
-                    "qos/ratelimit/router": {"max_rate": 2, "every": "1m"},
+                    "qos/ratelimit/router": {"max_rate": 2, "every": "1m", "capacity": 2},
                     "validation/cel": [{"check_expr": "req_headers['X-Tenant'][0] == 'acme' && req_method == 'POST'"}],
                     "modifier/martian": {"fifo.Group": {"scope": ["request"], "aggregateErrors": true, "modifiers": [
                         {"header.Modifier": {"scope": ["request"], "name": "X-Injected", "value": "from-gateway"}},

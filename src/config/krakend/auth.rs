@@ -17,6 +17,8 @@ const KNOWN_ALGS: &[&str] = &[
 pub(crate) fn jwt(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
     let mut o = Obj::new(v, at, true, cx);
     let mut j = Map::new();
+    // Where this lands in mcpgate's config (for `mcpgate convert` comments).
+    let mp = at.replacen(".extra_config.auth/validator", ".policies.auth.jwt", 1);
     let alg = o.str("alg", cx).unwrap_or_else(|| "RS256".into());
     if !KNOWN_ALGS.contains(&alg.as_str()) {
         cx.error(
@@ -61,30 +63,43 @@ pub(crate) fn jwt(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
     if let Some(roles) = o.strs("roles", cx) {
         j.insert("roles".into(), json!(roles));
     }
+    let nested = o.bool("roles_key_is_nested", cx).unwrap_or(false);
     if let Some(k) = o.str("roles_key", cx) {
-        j.insert("roles_claim".into(), json!(k));
-    }
-    o.accept(&["roles_key_is_nested"]);
-    if let Some(scopes) = o.strs("scopes", cx) {
-        j.insert("scopes".into(), json!(scopes));
-        // KrakenD's default matcher is `any`; mcpgate's is `all`.
-        let m = o.str("scopes_matcher", cx).unwrap_or_else(|| "any".into());
-        match m.as_str() {
-            "any" | "all" => {
-                j.insert("scopes_mode".into(), json!(m));
-            }
-            _ => cx.error(o.path("scopes_matcher"), format!("{m:?} is not any or all")),
-        }
-    } else {
-        o.accept(&["scopes_matcher"]);
-    }
-    if let Some(k) = o.str("scopes_key", cx) {
-        if k != "scope" && k != "scp" {
-            cx.error(
-                o.path("scopes_key"),
-                format!("mcpgate reads scopes from `scope` and `scp`, not {k:?}"),
+        if k.contains('.') && !nested && !k.starts_with("http") {
+            cx.note(
+                format!("{mp}.roles_claim"),
+                "KrakenD reads a dotted roles_key as one claim name unless roles_key_is_nested; mcpgate finds either",
             );
         }
+        j.insert("roles_claim".into(), json!(k));
+    }
+    // KrakenD checks scopes only when both `scopes` and `scopes_key` are set.
+    let scopes = o.strs("scopes", cx);
+    let scopes_key = o.str("scopes_key", cx);
+    let matcher = o.str("scopes_matcher", cx).unwrap_or_else(|| "any".into());
+    if !matches!(matcher.as_str(), "any" | "all") {
+        cx.error(
+            o.path("scopes_matcher"),
+            format!("{matcher:?} is not any or all"),
+        );
+    }
+    match (scopes, scopes_key) {
+        (Some(list), Some(k)) if !list.is_empty() => {
+            if k != "scope" && k != "scp" {
+                cx.error(
+                    o.path("scopes_key"),
+                    format!("mcpgate reads scopes from `scope` and `scp`, not {k:?}"),
+                );
+            }
+            j.insert("scopes".into(), json!(list));
+            // KrakenD's default matcher is `any`; mcpgate's is `all`.
+            j.insert("scopes_mode".into(), json!(matcher));
+        }
+        (Some(list), None) if !list.is_empty() => cx.warn(
+            o.path("scopes"),
+            "KrakenD checks no scopes without scopes_key, so neither does mcpgate; set scopes_key (scope or scp) to require them",
+        ),
+        _ => {}
     }
     if let Some(pc) = o.get("propagate_claims") {
         let mut map = Map::new();
@@ -111,29 +126,33 @@ pub(crate) fn jwt(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
                 "expected a list of [claim, header] pairs",
             );
         }
+        cx.note(
+            format!("{mp}.propagate_claims"),
+            "a claim that is not a string goes upstream as JSON (KrakenD joins a list with commas); a missing claim sends no header",
+        );
         j.insert("propagate_claims".into(), Value::Object(map));
+    }
+    if o.bool("propagate_claims_preserve_array", cx) == Some(true) {
+        cx.warn(
+            o.path("propagate_claims_preserve_array"),
+            "mcpgate sends a list claim as one JSON header, not one header per item; skipped",
+        );
     }
     if o.bool("cache", cx) == Some(false) {
         j.insert("cache_size".into(), json!(0));
     }
-    if o.get("cache_duration").is_some() {
+    if o.uint("cache_duration", cx).is_some() {
         cx.warn(
             o.path("cache_duration"),
-            "mcpgate refreshes JWKS every 5m and on unknown keys; skipped",
+            "mcpgate refreshes the JWKS every 5m and on an unknown kid; skipped",
         );
     }
-    if let Some(l) = o.get("leeway") {
-        let text = l
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| l.as_u64().map(|n| format!("{n}s")));
-        match text.as_deref().and_then(super::duration) {
-            Some(d) => {
-                j.insert("leeway".into(), json!(d));
-            }
-            None => cx.error(o.path("leeway"), format!("invalid duration {l}")),
-        }
+    if let Some(d) = o.duration("failed_jwk_key_cooldown", cx) {
+        j.insert("min_refresh_interval".into(), json!(d));
     }
+    // A Go duration string; KrakenD's default is 1s (mcpgate's own is 30s).
+    let leeway = o.duration("leeway", cx).unwrap_or_else(|| "1s".into());
+    j.insert("leeway".into(), json!(leeway));
     if let Some(h) = o.str("auth_header_name", cx) {
         if !h.eq_ignore_ascii_case("Authorization") {
             cx.error(
@@ -158,6 +177,7 @@ pub(crate) fn jwt(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
     o.unsupported(
         &[
             "secret_url",
+            "cypher_key",
             "cookie_key",
             "disable_jwk_security",
             "jwk_local_ca",
@@ -276,15 +296,21 @@ pub(crate) fn api_key_registry(v: &Value, at: &str, cx: &mut Cx) -> Option<ApiKe
     Some(ApiKeys { keys, header })
 }
 
-/// An endpoint's `auth/api-keys`: the keys, and a rule requiring one of its roles.
-pub(crate) fn api_keys(
-    v: &Value,
-    at: &str,
-    svc: &Service,
-    cx: &mut Cx,
-) -> Option<(Value, Option<Value>)> {
+/// What an endpoint's `auth/api-keys` becomes.
+pub(crate) struct EndpointApiKeys {
+    /// `auth.api_keys`.
+    pub(crate) keys: Value,
+    /// The rule requiring one of the endpoint's roles.
+    pub(crate) rule: Option<Value>,
+    /// `client_max_rate`: a per-key rate limit.
+    pub(crate) limit: Option<Value>,
+}
+
+/// An endpoint's `auth/api-keys`: the keys, a rule requiring one of its roles (KrakenD answers
+/// 401 to a key without one, as to no key), and its per-key `client_max_rate` (per second).
+pub(crate) fn api_keys(v: &Value, at: &str, svc: &Service, cx: &mut Cx) -> Option<EndpointApiKeys> {
     let mut o = Obj::new(v, at, true, cx);
-    let roles = o.strs("roles", cx).unwrap_or_default();
+    let roles = o.strs("roles", cx);
     let header = o.str("identifier", cx);
     if let Some(s) = o.str("strategy", cx) {
         if s != "header" {
@@ -294,13 +320,18 @@ pub(crate) fn api_keys(
             );
         }
     }
-    o.unsupported(
-        &["client_max_rate"],
-        true,
-        "use qos/ratelimit/router with a header strategy",
-        cx,
-    );
+    let rate = o.num("client_max_rate", cx);
     o.finish(true, cx);
+    let roles = match roles {
+        Some(r) if !r.is_empty() => r,
+        _ => {
+            cx.error(
+                format!("{at}.roles"),
+                "required: the roles (of the service's keys) this endpoint accepts",
+            );
+            Vec::new()
+        }
+    };
     let Some(reg) = &svc.api_keys else {
         cx.error(
             at,
@@ -308,48 +339,57 @@ pub(crate) fn api_keys(
         );
         return None;
     };
-    let mut k = json!({"keys": reg.keys});
-    if let Some(h) = header
+    let h = header
         .or_else(|| reg.header.clone())
-        .or_else(|| Some("Authorization".into()))
-    {
-        k["header"] = json!(h);
-    }
+        .unwrap_or_else(|| "Authorization".into());
+    let keys = json!({"keys": reg.keys, "header": h});
     let rule = (!roles.is_empty()).then(|| {
         let list: Vec<String> = roles.iter().map(|r| format!("{}", json!(r))).collect();
         json!({
             "name": "api-key-roles",
             "when": format!("!identity.roles.exists(r, r in [{}])", list.join(", ")),
-            "status": 403,
+            "status": 401,
             "message": "the API key has none of the roles this endpoint requires",
         })
     });
-    Some((k, rule))
-}
-
-/// The users of the service's `auth/basic` (`users` and `htpasswd_path`, bcrypt only).
-pub(crate) fn basic_registry(v: &Value, at: &str, cx: &mut Cx) -> Option<Vec<Value>> {
-    let mut o = Obj::new(v, at, true, cx);
-    let mut users = Vec::new();
-    if let Some(map) = o.get("users") {
-        for (name, hash) in map.as_object().into_iter().flatten() {
-            match hash.as_str() {
-                Some(h) => users.push(json!({"name": name, "bcrypt": h})),
-                None => cx.error(format!("{at}.users.{name}"), "expected a bcrypt hash"),
+    let limit = rate.filter(|r| *r > 0.0).and_then(|r| {
+        let cap = super::ratelimit::default_capacity(r);
+        match super::ratelimit::bucket(r, cap) {
+            Some((requests, period)) => Some(json!({
+                "name": "api-key",
+                "key": "api_key",
+                "requests": requests,
+                "period": period,
+            })),
+            None => {
+                cx.error(
+                    format!("{at}.client_max_rate"),
+                    format!("{r} per second cannot be written as whole requests per period"),
+                );
+                None
             }
         }
-    }
+    });
+    Some(EndpointApiKeys { keys, rule, limit })
+}
+
+/// The users of the service's `auth/basic`: the `htpasswd_path` file (bcrypt entries only)
+/// merged with `users` (name -> bcrypt hash), which overrides the file's users of the same name.
+pub(crate) fn basic_registry(v: &Value, at: &str, cx: &mut Cx) -> Option<Vec<Value>> {
+    let mut o = Obj::new(v, at, true, cx);
+    let mut users: Vec<(String, String)> = Vec::new();
     if let Some(path) = o.str("htpasswd_path", cx) {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 for (n, line) in text
                     .lines()
                     .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
+                    .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
                 {
                     match line.trim().split_once(':') {
                         Some((name, hash)) if hash.starts_with("$2") => {
-                            users.push(json!({"name": name, "bcrypt": hash}))
+                            users.retain(|(u, _)| u != name);
+                            users.push((name.to_string(), hash.to_string()));
                         }
                         _ => cx.error(
                             format!("{at}.htpasswd_path"),
@@ -367,11 +407,33 @@ pub(crate) fn basic_registry(v: &Value, at: &str, cx: &mut Cx) -> Option<Vec<Val
             ),
         }
     }
+    if let Some(map) = o.get("users") {
+        if !map.is_object() {
+            cx.error(
+                format!("{at}.users"),
+                "expected an object: user -> bcrypt hash",
+            );
+        }
+        for (name, hash) in map.as_object().into_iter().flatten() {
+            match hash.as_str() {
+                Some(h) => {
+                    users.retain(|(u, _)| u != name);
+                    users.push((name.clone(), h.to_string()));
+                }
+                None => cx.error(format!("{at}.users.{name}"), "expected a bcrypt hash"),
+            }
+        }
+    }
     o.finish(true, cx);
     if users.is_empty() {
         cx.error(at, "no users");
     }
-    Some(users)
+    Some(
+        users
+            .into_iter()
+            .map(|(name, hash)| json!({"name": name, "bcrypt": hash}))
+            .collect(),
+    )
 }
 
 /// An endpoint's `auth/basic`.

@@ -9,8 +9,62 @@ use super::obj::Obj;
 use super::Cx;
 use serde_json::{json, Value};
 
-/// `validation/cel`: every `check_expr` must hold, so each becomes "deny when not".
-pub(crate) fn validation(v: &Value, at: &str, tag: &str, cx: &mut Cx) -> Vec<Value> {
+/// Where a CEL check sits.
+pub(crate) struct Context {
+    /// Names the rules (`cel-<tag>-<n>`).
+    pub(crate) tag: String,
+    /// At a backend, where KrakenD has no `JWT` variable.
+    pub(crate) backend: bool,
+    /// The endpoint validates tokens (`auth/validator`), so KrakenD runs its `JWT` checks.
+    pub(crate) jwt: bool,
+}
+
+/// The variables an expression uses.
+#[derive(Default)]
+pub(crate) struct Used {
+    pub(crate) jwt: bool,
+    pub(crate) req: bool,
+}
+
+/// The mcpgate path of an endpoint's rules, from a KrakenD path under `endpoints[i]`.
+fn rules_path(at: &str) -> String {
+    let ep = at.split('.').next().unwrap_or_default();
+    format!("{ep}.policies.rules")
+}
+
+/// Checks where `JWT` may be used: KrakenD evaluates `JWT` checks apart from `req_` ones, only
+/// at an endpoint with `auth/validator`, and refuses them with 401.
+fn jwt_status(used: &Used, at: &str, ctx: &Context, cx: &mut Cx) -> Option<u16> {
+    if !used.jwt {
+        return Some(403);
+    }
+    if ctx.backend {
+        cx.error(
+            at,
+            "JWT is unset in a backend's CEL (KrakenD skips or fails this check): check it at the endpoint",
+        );
+        None
+    } else if used.req {
+        cx.error(
+            at,
+            "KrakenD evaluates JWT and req_ variables apart, so this check refuses every request: split it in two",
+        );
+        None
+    } else if !ctx.jwt {
+        cx.error(
+            at,
+            "JWT needs auth/validator on this endpoint (without it KrakenD never runs this check)",
+        );
+        None
+    } else {
+        Some(401)
+    }
+}
+
+/// `validation/cel`: every `check_expr` must hold, so each becomes "deny when not". KrakenD
+/// answers a failed `req_` check with 500 and a failed `JWT` check with 401; mcpgate with 403
+/// and 401.
+pub(crate) fn validation(v: &Value, at: &str, ctx: &Context, cx: &mut Cx) -> Vec<Value> {
     let Some(list) = v.as_array() else {
         cx.error(at, format!("expected a list of {{check_expr}}, found {v}"));
         return Vec::new();
@@ -25,19 +79,33 @@ pub(crate) fn validation(v: &Value, at: &str, tag: &str, cx: &mut Cx) -> Vec<Val
             cx.error(format!("{iat}.check_expr"), "missing");
             continue;
         };
-        if let Some(when) = rewrite(&expr, &format!("{iat}.check_expr"), cx) {
+        let eat = format!("{iat}.check_expr");
+        let mut used = Used::default();
+        if let Some(when) = rewrite(&expr, &eat, &mut used, cx) {
+            let Some(status) = jwt_status(&used, &eat, ctx, cx) else {
+                continue;
+            };
             out.push(json!({
-                "name": format!("cel-{tag}-{j}"),
+                "name": format!("cel-{}-{j}", ctx.tag),
                 "when": format!("!({when})"),
+                "status": status,
                 "message": "refused by a CEL check",
             }));
         }
     }
+    if !out.is_empty() {
+        cx.note(
+            rules_path(at),
+            "from KrakenD CEL checks: a failed req_ check answers 403 here (KrakenD: 500), a failed JWT check 401",
+        );
+    }
     out
 }
 
-/// `security/policies`: the `req` and `jwt` policies (each must hold) as deny rules.
-pub(crate) fn security_policies(v: &Value, at: &str, cx: &mut Cx) -> Vec<Value> {
+/// `security/policies`: the `req` policies (status `error.status`, KrakenD's default 500) and
+/// the `jwt` ones (401, only with `auth/validator`) as deny rules. `error.body` goes to KrakenD's
+/// log, not to the client, so it is not the rule's message either.
+pub(crate) fn security_policies(v: &Value, at: &str, ctx: &Context, cx: &mut Cx) -> Vec<Value> {
     let mut o = Obj::new(v, at, true, cx);
     let mut out = Vec::new();
     for part in ["req", "jwt"] {
@@ -45,32 +113,50 @@ pub(crate) fn security_policies(v: &Value, at: &str, cx: &mut Cx) -> Vec<Value> 
         let pat = format!("{at}.{part}");
         let mut po = Obj::new(p, &pat, true, cx);
         let policies = po.strs("policies", cx).unwrap_or_default();
-        let (mut status, mut message) = (403u64, None);
-        if let Some(e) = po.get("error") {
-            let mut eo = Obj::new(e, &format!("{pat}.error"), true, cx);
-            status = eo.uint("status", cx).unwrap_or(403);
-            message = eo.str("body", cx);
-            eo.accept(&["content_type"]);
-            eo.finish(true, cx);
+        let mut status = if part == "jwt" { 401u64 } else { 500 };
+        if part == "req" {
+            if let Some(e) = po.get("error") {
+                let mut eo = Obj::new(e, &format!("{pat}.error"), true, cx);
+                status = eo.uint("status", cx).unwrap_or(500);
+                eo.str("body", cx);
+                eo.str("content_type", cx);
+                eo.finish(true, cx);
+            }
         }
         po.finish(true, cx);
-        if !(400..=499).contains(&status) {
+        if policies.is_empty() {
+            cx.error(format!("{pat}.policies"), "required: at least one policy");
+        }
+        if part == "jwt" && !ctx.jwt {
             cx.error(
-                format!("{pat}.error.status"),
-                "mcpgate refuses with a status from 400 to 499",
+                &pat,
+                "jwt policies need auth/validator on this endpoint (without it KrakenD skips them)",
             );
+            continue;
+        }
+        if !(400..=499).contains(&status) {
+            cx.note(
+                rules_path(at),
+                format!(
+                    "KrakenD answers a failed req policy with {status}; mcpgate refuses with 403"
+                ),
+            );
+            status = 403;
         }
         for (j, expr) in policies.iter().enumerate() {
-            if let Some(when) = rewrite(expr, &format!("{pat}.policies[{j}]"), cx) {
-                let mut r = json!({
+            let eat = format!("{pat}.policies[{j}]");
+            let mut used = Used::default();
+            if let Some(when) = rewrite(expr, &eat, &mut used, cx) {
+                if part == "req" && used.jwt {
+                    cx.error(&eat, "JWT is for the jwt policies, not req");
+                    continue;
+                }
+                out.push(json!({
                     "name": format!("policy-{part}-{j}"),
                     "when": format!("!({when})"),
                     "status": status,
-                });
-                if let Some(m) = &message {
-                    r["message"] = json!(m);
-                }
-                out.push(r);
+                    "message": format!("refused by a security policy ({part})"),
+                }));
             }
         }
     }
@@ -80,13 +166,8 @@ pub(crate) fn security_policies(v: &Value, at: &str, cx: &mut Cx) -> Vec<Value> 
         "mcpgate decides before the upstream answers",
         cx,
     );
-    o.unsupported(
-        &["disable_macros", "auto_join_policies"],
-        true,
-        "mcpgate's CEL has no KrakenD macros",
-        cx,
-    );
-    o.accept(&["debug"]);
+    // Evaluation and logging tuning: the same decisions either way.
+    o.accept(&["debug", "disable_macros", "auto_join_policies"]);
     o.finish(true, cx);
     out
 }
@@ -173,7 +254,7 @@ const MACROS: &[&str] = &["exists", "all", "exists_one", "map", "filter"];
 const KEYWORDS: &[&str] = &["true", "false", "null", "in"];
 
 /// Rewrites a KrakenD CEL expression to mcpgate's variables, or reports why it cannot.
-pub(crate) fn rewrite(expr: &str, at: &str, cx: &mut Cx) -> Option<String> {
+pub(crate) fn rewrite(expr: &str, at: &str, used: &mut Used, cx: &mut Cx) -> Option<String> {
     let Some(toks) = tokenize(expr) else {
         cx.error(at, "unterminated string literal");
         return None;
@@ -211,10 +292,20 @@ pub(crate) fn rewrite(expr: &str, at: &str, cx: &mut Cx) -> Option<String> {
             continue;
         }
         match name.as_str() {
-            "req_method" => out.push("request.method".into()),
-            "req_path" => out.push("request.path".into()),
-            "JWT" => out.push("identity.claims".into()),
+            "req_method" => {
+                used.req = true;
+                out.push("request.method".into())
+            }
+            "req_path" => {
+                used.req = true;
+                out.push("request.path".into())
+            }
+            "JWT" => {
+                used.jwt = true;
+                out.push("identity.claims".into())
+            }
             "req_headers" | "req_querystring" => {
+                used.req = true;
                 let headers = name == "req_headers";
                 let target = if headers {
                     "request.headers"
@@ -227,6 +318,13 @@ pub(crate) fn rewrite(expr: &str, at: &str, cx: &mut Cx) -> Option<String> {
                         (sig(j + 1), sig(j + 2).filter(|(e, _)| *e > j + 1))
                     {
                         let _ = k;
+                        if headers && *key != canonical(key) {
+                            cx.error(
+                                at,
+                                format!("KrakenD finds headers by their canonical name: write req_headers[{:?}] (as written, it never matches)", canonical(key)),
+                            );
+                            ok = false;
+                        }
                         let key = if headers {
                             key.to_ascii_lowercase()
                         } else {
@@ -284,6 +382,10 @@ pub(crate) fn rewrite(expr: &str, at: &str, cx: &mut Cx) -> Option<String> {
                             if let Some(Tok::Str(_, key)) =
                                 tokenize(&out[n]).and_then(|t| t.into_iter().next())
                             {
+                                if key != canonical(&key) {
+                                    cx.error(at, format!("KrakenD finds headers by their canonical name: write {:?} (as written, it never matches)", canonical(&key)));
+                                    ok = false;
+                                }
                                 out[n] = json!(key.to_ascii_lowercase()).to_string();
                             }
                         }
@@ -333,4 +435,20 @@ pub(crate) fn rewrite(expr: &str, at: &str, cx: &mut Cx) -> Option<String> {
         i += 1;
     }
     ok.then(|| out.concat())
+}
+
+/// A header name in Go's canonical form (`x-some-thing` -> `X-Some-Thing`), how KrakenD keys
+/// `req_headers`.
+fn canonical(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
 }

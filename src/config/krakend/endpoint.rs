@@ -3,7 +3,7 @@
 
 use super::inherited::Service;
 use super::obj::Obj;
-use super::{auth, cel, martian, traffic, Cx};
+use super::{auth, cel, martian, ratelimit, traffic, Cx};
 use crate::config::DEFAULT_INPUT_HEADERS;
 use serde_json::{json, Map, Value};
 
@@ -12,7 +12,7 @@ const COSMETIC: &[&str] = &[
     "qos/http-cache",
     "telemetry/opentelemetry",
     "documentation/openapi",
-    "proxy",
+    "documentation/postman",
 ];
 
 pub(crate) fn translate(v: &Value, i: usize, svc: &mut Service, cx: &mut Cx) -> Value {
@@ -86,6 +86,12 @@ pub(crate) fn translate(v: &Value, i: usize, svc: &mut Service, cx: &mut Cx) -> 
         };
         let mut auth_methods = Map::new();
         let mut limits: Vec<Value> = Vec::new();
+        // JWT-based CEL checks run only where `auth/validator` validates a token.
+        let cel_cx = cel::Context {
+            tag: format!("e{i}"),
+            backend: false,
+            jwt: map.contains_key("auth/validator"),
+        };
         for (ns, nv) in map {
             let nat = format!("{at}.extra_config.{ns}");
             match ns.as_str() {
@@ -95,9 +101,10 @@ pub(crate) fn translate(v: &Value, i: usize, svc: &mut Service, cx: &mut Cx) -> 
                     }
                 }
                 "auth/api-keys" => {
-                    if let Some((k, rule)) = auth::api_keys(nv, &nat, svc, cx) {
-                        auth_methods.insert("api_keys".into(), k);
-                        rules.extend(rule);
+                    if let Some(k) = auth::api_keys(nv, &nat, svc, cx) {
+                        auth_methods.insert("api_keys".into(), k.keys);
+                        rules.extend(k.rule);
+                        limits.extend(k.limit);
                     }
                 }
                 "auth/basic" => {
@@ -110,31 +117,32 @@ pub(crate) fn translate(v: &Value, i: usize, svc: &mut Service, cx: &mut Cx) -> 
                         policies.insert("cors".into(), c);
                     }
                 }
-                "security/ipfilter" => {
+                "plugin/req-resp-modifier" => {
                     let mut root = Map::new();
-                    if let Some(f) = traffic::ip_filter(nv, &nat, &mut root, cx) {
+                    if let Some(f) = traffic::ip_filter_plugin(nv, &nat, &mut root, cx) {
                         policies.insert("ip_filter".into(), f);
                     }
                     if !root.is_empty() {
                         cx.error(
                             &nat,
-                            "client_ip_headers and trusted_proxies are service-wide in mcpgate: set them in the service's security/ipfilter",
+                            "client_ip_headers and trusted_proxies are service-wide in mcpgate: set them in the service's plugin/http-server ip-filter",
                         );
                     }
                 }
                 "qos/ratelimit/router" => {
-                    limits.extend(traffic::rate_limit(nv, &nat, None, svc, cx))
+                    limits.extend(ratelimit::rate_limit(nv, &nat, false, svc, cx))
                 }
                 "qos/ratelimit/router/redis" => {
-                    limits.extend(traffic::rate_limit(nv, &nat, Some(()), svc, cx))
+                    limits.extend(ratelimit::rate_limit(nv, &nat, true, svc, cx))
                 }
                 "modifier/martian" => {
                     martian::modifiers(nv, &nat, &mut request_headers, &mut response_headers, cx)
                 }
-                "validation/cel" => rules.extend(cel::validation(nv, &nat, &format!("e{i}"), cx)),
-                "security/policies" => rules.extend(cel::security_policies(nv, &nat, cx)),
-                "router" => {
-                    let own = traffic::router(nv, &nat, cx);
+                "validation/cel" => rules.extend(cel::validation(nv, &nat, &cel_cx, cx)),
+                "security/policies" => rules.extend(cel::security_policies(nv, &nat, &cel_cx, cx)),
+                "proxy" => {
+                    // KrakenD checks the service's max_payload first, then the endpoint's.
+                    let own = proxy(nv, &nat, cx);
                     let n = match (own, svc.max_payload) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
@@ -169,7 +177,7 @@ pub(crate) fn translate(v: &Value, i: usize, svc: &mut Service, cx: &mut Cx) -> 
     let mut backend = json!({"hosts": []});
     match backends.map(|b| (b, b.as_array())) {
         Some((_, Some(list))) if list.len() == 1 => {
-            backend = translate_backend(
+            let (b, narrowed) = translate_backend(
                 &list[0],
                 &format!("{at}.backend[0]"),
                 &method,
@@ -179,6 +187,27 @@ pub(crate) fn translate(v: &Value, i: usize, svc: &mut Service, cx: &mut Cx) -> 
                 &mut request_headers,
                 &mut response_headers,
             );
+            backend = b;
+            // A backend's input_headers narrow what its endpoint forwards.
+            if let Some(list) = narrowed {
+                let endpoint_list = ep.get("input_headers").and_then(Value::as_array).map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                });
+                let kept: Vec<String> = match endpoint_list {
+                    Some(e) if !e.iter().any(|h| h == "*") => list
+                        .into_iter()
+                        .filter(|h| h == "*" || e.iter().any(|x| x.eq_ignore_ascii_case(h)))
+                        .flat_map(|h| if h == "*" { e.clone() } else { vec![h] })
+                        .collect(),
+                    Some(_) => list,
+                    // The endpoint forwards no client header, so the backend gets none.
+                    None => Vec::new(),
+                };
+                ep.insert("input_headers".into(), json!(input_headers(kept)));
+            }
         }
         Some((_, Some(list))) if list.is_empty() => {
             cx.error(format!("{at}.backend"), "one backend is needed")
@@ -240,9 +269,18 @@ fn translate_backend(
     rules: &mut Vec<Value>,
     request_headers: &mut Vec<Value>,
     response_headers: &mut Vec<Value>,
-) -> Value {
+) -> (Value, Option<Vec<String>>) {
     let mut o = Obj::new(v, at, true, cx);
     let mut b = Map::new();
+    let narrowed = o.strs("input_headers", cx);
+    if let Some(q) = o.strs("input_query_strings", cx) {
+        if !q.is_empty() {
+            cx.warn(
+                o.path("input_query_strings"),
+                "mcpgate forwards the endpoint's input_query_strings to its backend; skipped",
+            );
+        }
+    }
     let hosts = o.strs("host", cx).or_else(|| svc.hosts.clone());
     match hosts {
         Some(h) if !h.is_empty() => {
@@ -283,7 +321,7 @@ fn translate_backend(
             );
         }
     }
-    o.accept(&["disable_host_sanitize"]);
+    o.accept(&["disable_host_sanitize", "sd_scheme"]);
     for k in [
         "is_collection",
         "target",
@@ -313,7 +351,14 @@ fn translate_backend(
                 "modifier/martian" => {
                     martian::modifiers(nv, &nat, request_headers, response_headers, cx)
                 }
-                "validation/cel" => rules.extend(cel::validation(nv, &nat, "b", cx)),
+                "validation/cel" => {
+                    let bcx = cel::Context {
+                        tag: "b".into(),
+                        backend: true,
+                        jwt: false,
+                    };
+                    rules.extend(cel::validation(nv, &nat, &bcx, cx))
+                }
                 "backend/http" | "backend/http/client" => cx.warn(
                     &nat,
                     "mcpgate relays the upstream's status and body unchanged; skipped",
@@ -330,5 +375,35 @@ fn translate_backend(
             format!("expected an object, found {e}"),
         );
     }
-    Value::Object(b)
+    (Value::Object(b), narrowed)
+}
+
+/// The endpoint's `proxy` namespace: `max_payload` (Enterprise) in bytes; the rest combines
+/// several backends, which an MCP endpoint does not have.
+fn proxy(v: &Value, at: &str, cx: &mut Cx) -> Option<u64> {
+    let mut o = Obj::new(v, at, true, cx);
+    let max = o.uint("max_payload", cx).filter(|n| *n > 0);
+    if o.bool("decompress_gzip", cx) == Some(true) {
+        cx.warn(
+            o.path("decompress_gzip"),
+            "mcpgate relays a gzipped body as it is (max_payload counts its compressed bytes); skipped",
+        );
+    }
+    for k in [
+        "sequential",
+        "sequential_propagated_params",
+        "flatmap_filter",
+        "combiner",
+        "static",
+        "shadow",
+    ] {
+        if o.get(k).is_some() {
+            cx.warn(
+                o.path(k),
+                "combines several backends; an MCP endpoint has one; skipped",
+            );
+        }
+    }
+    o.finish(true, cx);
+    max
 }

@@ -20,6 +20,11 @@ pub(crate) struct Service {
     pub redis_pools: Vec<(String, String)>,
     /// The Redis URL the translated limits use (mcpgate has one Redis).
     pub redis_url: Option<String>,
+    /// Whether every Redis limit says `on_failure_allow: true` (KrakenD's default is to refuse
+    /// when Redis fails; one limit refusing makes mcpgate's one Redis refuse).
+    pub redis_fail_open: Option<bool>,
+    /// The root `name` (the default OpenTelemetry service name).
+    pub name: Option<String>,
     /// `router.max_payload` of the service, in bytes.
     pub max_payload: Option<u64>,
     /// The service-wide policies (mcpgate `policies:`).

@@ -13,6 +13,7 @@ mod endpoint;
 mod inherited;
 mod martian;
 mod obj;
+mod ratelimit;
 mod service;
 mod traffic;
 mod yaml;
@@ -143,3 +144,5 @@ pub(crate) fn duration(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_docs;

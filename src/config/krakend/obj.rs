@@ -1,5 +1,6 @@
 //! Reading one KrakenD object: typed getters that report a wrong type with its path, and a
-//! final check that every key was understood (`@`-prefixed keys are KrakenD comments).
+//! final check that every key was understood. Keys starting with `@`, `$`, `_` or `#` are
+//! comments and metadata to KrakenD (its schema's `^[@$_#]` pattern) and are skipped.
 
 use super::Cx;
 use serde_json::{Map, Value};
@@ -159,7 +160,7 @@ impl<'a> Obj<'a> {
     pub(crate) fn finish(self, security: bool, cx: &mut Cx) {
         let Some(map) = self.map else { return };
         for key in map.keys() {
-            if key.starts_with('@') || key == "$schema" || self.used.contains(key.as_str()) {
+            if key.starts_with(['@', '$', '_', '#']) || self.used.contains(key.as_str()) {
                 continue;
             }
             cx.problem(

@@ -3,7 +3,7 @@
 
 use super::inherited::Service;
 use super::obj::Obj;
-use super::{auth, endpoint, traffic, Cx};
+use super::{auth, endpoint, ratelimit, traffic, Cx};
 use serde_json::{json, Map, Value};
 
 /// Namespaces that only change logs, docs or debug output: skipped with a warning.
@@ -37,6 +37,13 @@ const COSMETIC_ROOT_KEYS: &[&str] = &[
     "disable_keep_alives",
     "disable_compression",
     "use_h2c",
+    "dialer_fallback_delay",
+    "dialer_keep_alive",
+    "dialer_timeout",
+    "expect_continue_timeout",
+    "max_header_bytes",
+    "max_shutdown_wait_time",
+    "response_header_timeout",
 ];
 
 pub(crate) fn translate(root: &Value, cx: &mut Cx) -> Value {
@@ -64,6 +71,7 @@ pub(crate) fn translate(root: &Value, cx: &mut Cx) -> Value {
         timeout: o.duration("timeout", cx),
         hosts: o.strs("host", cx),
         output_encoding: o.str("output_encoding", cx),
+        name: o.str("name", cx),
         ..Service::default()
     };
     if svc.timeout.is_some() {
@@ -105,7 +113,13 @@ pub(crate) fn translate(root: &Value, cx: &mut Cx) -> Value {
         None => cx.error("endpoints", "at least one endpoint is needed"),
     }
     if let Some(url) = &svc.redis_url {
-        out.insert("redis".into(), json!({"url": url}));
+        // KrakenD refuses a request when Redis fails unless the limit says on_failure_allow.
+        let on_error = if svc.redis_fail_open == Some(true) {
+            "allow"
+        } else {
+            "deny"
+        };
+        out.insert("redis".into(), json!({"url": url, "on_error": on_error}));
     }
     if !svc.policies.is_empty() {
         out.insert("policies".into(), Value::Object(svc.policies));
@@ -147,25 +161,25 @@ fn service_extra(extra: &Value, svc: &mut Service, out: &mut Map<String, Value>,
         match ns.as_str() {
             "auth/api-keys" => svc.api_keys = auth::api_key_registry(v, &at, cx),
             "auth/basic" => svc.basic_users = auth::basic_registry(v, &at, cx),
-            "redis" => svc.redis_pools = traffic::redis_pools(v, &at, cx),
+            "redis" => svc.redis_pools = ratelimit::redis_pools(v, &at, cx),
             "security/cors" => {
                 if let Some(c) = traffic::cors(v, &at, cx) {
                     svc.policies.insert("cors".into(), c);
                 }
             }
-            "security/ipfilter" => {
-                if let Some(f) = traffic::ip_filter(v, &at, out, cx) {
+            "plugin/http-server" => {
+                if let Some(f) = traffic::ip_filter_plugin(v, &at, out, cx) {
                     svc.policies.insert("ip_filter".into(), f);
                 }
             }
             "router" => {
-                svc.max_payload = traffic::router(v, &at, cx);
+                svc.max_payload = traffic::router(v, &at, out, cx);
                 if let Some(n) = svc.max_payload {
                     svc.policies
                         .insert("limits".into(), json!({"max_body": n}));
                 }
             }
-            "telemetry/opentelemetry" => telemetry(v, &at, out, cx),
+            "telemetry/opentelemetry" => telemetry(v, &at, svc.name.as_deref(), out, cx),
             ns if COSMETIC_NAMESPACES.contains(&ns) => cx.warn(
                 at,
                 "not supported by mcpgate (logs and metrics come from the access log, /metrics and `tracing:`); skipped",
@@ -180,24 +194,39 @@ fn service_extra(extra: &Value, svc: &mut Service, out: &mut Map<String, Value>,
 
 /// `telemetry/opentelemetry`: an OTLP/HTTP exporter becomes `tracing:`, a Prometheus exporter
 /// the admin listener (which serves `/metrics`).
-fn telemetry(v: &Value, at: &str, out: &mut Map<String, Value>, cx: &mut Cx) {
+fn telemetry(
+    v: &Value,
+    at: &str,
+    root_name: Option<&str>,
+    out: &mut Map<String, Value>,
+    cx: &mut Cx,
+) {
     let mut o = Obj::new(v, at, false, cx);
-    let service_name = o.str("service_name", cx);
+    // KrakenD names the service after the root `name` when `service_name` is unset.
+    let service_name = o
+        .str("service_name", cx)
+        .or_else(|| root_name.map(str::to_string));
     let ratio = o.num("trace_sample_rate", cx);
     o.accept(&[
         "metric_reporting_period",
         "service_version",
         "deploy_env",
-        "layers",
-        "skip_paths",
-        "instance_id",
+        "histograms",
     ]);
-    if o.get("layers").is_some() || o.get("skip_paths").is_some() {
-        cx.warn(o.path("layers"), "span layers and skipped paths are fixed in mcpgate (one server span per request); skipped");
+    for k in ["layers", "skip_paths"] {
+        if o.get(k).is_some() {
+            cx.warn(
+                o.path(k),
+                "span layers and skipped paths are fixed in mcpgate (one server span per request); skipped",
+            );
+        }
     }
     let exporters = o.get("exporters");
     o.finish(false, cx);
-    let Some(exporters) = exporters else { return };
+    let Some(exporters) = exporters else {
+        cx.warn(at, "no exporters: nothing is reported");
+        return;
+    };
     let eat = format!("{at}.exporters");
     let mut e = Obj::new(exporters, &eat, false, cx);
     let otlp = e
@@ -215,10 +244,11 @@ fn telemetry(v: &Value, at: &str, out: &mut Map<String, Value>, cx: &mut Cx) {
         let xat = format!("{eat}.otlp[{i}]");
         let mut x = Obj::new(x, &xat, false, cx);
         let host = x.str("host", cx).unwrap_or_else(|| "localhost".into());
-        let port = x.uint("port", cx).unwrap_or(4317);
         let http = x.bool("use_http", cx).unwrap_or(false);
+        // 4317 is OTLP/gRPC's port, 4318 OTLP/HTTP's.
+        let port = x.uint("port", cx).unwrap_or(if http { 4318 } else { 4317 });
         let no_traces = x.bool("disable_traces", cx).unwrap_or(false);
-        x.accept(&["name", "disable_metrics"]);
+        x.accept(&["name", "disable_metrics", "custom_metric_reporting_period"]);
         x.finish(false, cx);
         if no_traces {
             continue;
@@ -252,9 +282,21 @@ fn telemetry(v: &Value, at: &str, out: &mut Map<String, Value>, cx: &mut Cx) {
         let xat = format!("{eat}.prometheus[{i}]");
         let mut x = Obj::new(x, &xat, false, cx);
         let port = x.uint("port", cx).unwrap_or(9090);
-        let ip = x.str("listen_ip", cx).unwrap_or_else(|| "0.0.0.0".into());
-        x.accept(&["name", "process_metrics", "go_metrics"]);
+        let ip = x
+            .str("listen_ip", cx)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let disabled = x.bool("disable_metrics", cx).unwrap_or(false);
+        x.accept(&[
+            "name",
+            "process_metrics",
+            "go_metrics",
+            "custom_metric_reporting_period",
+        ]);
         x.finish(false, cx);
+        if disabled {
+            continue;
+        }
         if out.contains_key("admin") {
             cx.warn(
                 &xat,
@@ -268,6 +310,6 @@ fn telemetry(v: &Value, at: &str, out: &mut Map<String, Value>, cx: &mut Cx) {
             format!("{ip}:{port}")
         };
         out.insert("admin".into(), json!(addr));
-        cx.note("admin", "KrakenD's Prometheus exporter: mcpgate serves /metrics (and /healthz, /readyz) here, with its own metric names");
+        cx.note("admin", "KrakenD's Prometheus exporter: mcpgate serves /metrics (and /healthz, /readyz, /reload) here, with its own metric names");
     }
 }

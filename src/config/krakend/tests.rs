@@ -112,7 +112,7 @@ fn namespaces_map_to_policies() {
     );
     assert_eq!(
         c["endpoints"][0]["backend"]["circuit_breaker"],
-        json!({"consecutive_failures": 3, "open_for": "10s"})
+        json!({"consecutive_failures": 3, "open_for": "10s", "failure_statuses": []})
     );
     let text = serde_json::to_string(&v).expect("json");
     crate::runtime::load::load_str(&text, true, "k.json").expect("valid as mcpgate config");
@@ -161,7 +161,7 @@ fn unsupported_security_settings_are_errors_with_paths() {
 #[test]
 fn cel_rewrites() {
     let mut cx = Cx::default();
-    let r = |e: &str, cx: &mut Cx| cel::rewrite(e, "x", cx);
+    let r = |e: &str, cx: &mut Cx| cel::rewrite(e, "x", &mut cel::Used::default(), cx);
     assert_eq!(
         r("req_method == 'POST'", &mut cx).as_deref(),
         Some("request.method == 'POST'")

@@ -1,6 +1,5 @@
-//! CORS, IP filter, payload size, rate limits (in memory and Redis), circuit breaker.
+//! CORS, the IP filter plugin, the router's payload size and client address, circuit breaker.
 
-use super::inherited::Service;
 use super::obj::Obj;
 use super::Cx;
 use serde_json::{json, Map, Value};
@@ -12,6 +11,16 @@ pub(crate) fn cors(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
         .strs("allow_origins", cx)
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| vec!["*".into()]);
+    for (i, origin) in origins.iter().enumerate() {
+        // mcpgate's wildcard stands for the first label only (`https://*.example.com`).
+        let rest = origin.split_once("://").map(|(_, r)| r).unwrap_or("");
+        if origin != "*" && rest.strip_prefix("*.").unwrap_or(rest).contains('*') {
+            cx.error(
+                format!("{at}.allow_origins[{i}]"),
+                format!("{origin:?}: mcpgate accepts `*` alone or as the first label (https://*.example.com)"),
+            );
+        }
+    }
     let mut c = json!({"allowed_origins": origins});
     if let Some(m) = o.strs("allow_methods", cx) {
         c["allowed_methods"] = json!(m);
@@ -45,14 +54,62 @@ pub(crate) fn cors(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
     Some(c)
 }
 
-/// `security/ipfilter` (Enterprise) as `policies.ip_filter`; its client-address settings go to
-/// the service's `client_address` (in `root`).
-pub(crate) fn ip_filter(
+/// The IP filter plugin (Enterprise): `plugin/http-server` at the service, or
+/// `plugin/req-resp-modifier` at an endpoint, naming `ip-filter` in `name` with its settings
+/// under `ip-filter` (or, in the newer layout, `plugins: [{name: ip-filter, config}]`). Any
+/// other plugin is refused: it is code mcpgate cannot run. Returns `policies.ip_filter`; the
+/// client-address settings go to `client_address` (in `root`).
+pub(crate) fn ip_filter_plugin(
     v: &Value,
     at: &str,
     root: &mut Map<String, Value>,
     cx: &mut Cx,
 ) -> Option<Value> {
+    let mut o = Obj::new(v, at, true, cx);
+    let mut found: Option<(Value, String)> = None;
+    if let Some(names) = o.strs("name", cx) {
+        for (i, n) in names.iter().enumerate() {
+            if n == "ip-filter" {
+                match o.get("ip-filter") {
+                    Some(c) => found = Some((c.clone(), o.path("ip-filter"))),
+                    None => cx.error(o.path("ip-filter"), "missing: the ip-filter settings"),
+                }
+            } else {
+                cx.error(
+                    format!("{at}.name[{i}]"),
+                    format!("plugin {n:?} is not supported by mcpgate (ip-filter is)"),
+                );
+            }
+        }
+    }
+    if let Some(list) = o.get("plugins") {
+        for (i, p) in list.as_array().into_iter().flatten().enumerate() {
+            let pat = format!("{at}.plugins[{i}]");
+            let mut po = Obj::new(p, &pat, true, cx);
+            let name = po.str("name", cx).unwrap_or_default();
+            let config = po.get("config").cloned();
+            po.finish(true, cx);
+            match (name.as_str(), config) {
+                ("ip-filter", Some(c)) => found = Some((c, format!("{pat}.config"))),
+                ("ip-filter", None) => cx.error(format!("{pat}.config"), "missing"),
+                (n, _) => cx.error(
+                    format!("{pat}.name"),
+                    format!("plugin {n:?} is not supported by mcpgate (ip-filter is)"),
+                ),
+            }
+        }
+        if !list.is_array() {
+            cx.error(o.path("plugins"), "expected a list of {name, config}");
+        }
+    }
+    o.finish(true, cx);
+    let (c, cat) = found?;
+    ip_filter(&c, &cat, root, cx)
+}
+
+/// The `ip-filter` settings: `CIDR`, `allow` (default false: the CIDRs are denied),
+/// `client_ip_headers`, `trusted_proxies`.
+fn ip_filter(v: &Value, at: &str, root: &mut Map<String, Value>, cx: &mut Cx) -> Option<Value> {
     let mut o = Obj::new(v, at, true, cx);
     let cidrs = o.strs("CIDR", cx).unwrap_or_default();
     let allow = o.bool("allow", cx).unwrap_or(false);
@@ -68,13 +125,7 @@ pub(crate) fn ip_filter(
             "mcpgate reads the client address from one header",
         );
     }
-    if !proxies.is_empty() || !headers.is_empty() {
-        let mut ca = json!({"trusted_proxies": proxies});
-        if let Some(h) = headers.first() {
-            ca["header"] = json!(h);
-        }
-        root.insert("client_address".into(), ca);
-    }
+    client_address(&proxies, headers.first(), at, root, cx);
     Some(if allow {
         json!({"allow": cidrs})
     } else {
@@ -82,11 +133,61 @@ pub(crate) fn ip_filter(
     })
 }
 
-/// The `router` namespace: `max_payload` (Enterprise) in bytes; the rest tunes KrakenD's own
-/// router and logging.
-pub(crate) fn router(v: &Value, at: &str, cx: &mut Cx) -> Option<u64> {
+/// Sets the service's `client_address` (one for the whole gateway in mcpgate).
+fn client_address(
+    proxies: &[String],
+    header: Option<&String>,
+    at: &str,
+    root: &mut Map<String, Value>,
+    cx: &mut Cx,
+) {
+    if proxies.is_empty() && header.is_none() {
+        return;
+    }
+    let mut ca = json!({"trusted_proxies": proxies});
+    if let Some(h) = header {
+        ca["header"] = json!(h);
+    }
+    match root.get("client_address") {
+        Some(prev) if *prev != ca => cx.error(
+            at,
+            "mcpgate has one client_address for the whole gateway; this one differs from another",
+        ),
+        _ => {
+            root.insert("client_address".into(), ca);
+        }
+    }
+    if proxies.is_empty() {
+        cx.note(
+            "client_address",
+            "mcpgate believes the forwarding header only from trusted_proxies (none listed: the peer address is used)",
+        );
+    }
+}
+
+/// The service's `router`: `max_payload` (Enterprise) in bytes, the client address
+/// (`forwarded_by_client_ip`, `remote_ip_headers`, `trusted_proxies`); the rest tunes KrakenD's
+/// own router and logging.
+pub(crate) fn router(
+    v: &Value,
+    at: &str,
+    root: &mut Map<String, Value>,
+    cx: &mut Cx,
+) -> Option<u64> {
     let mut o = Obj::new(v, at, true, cx);
-    let max = o.uint("max_payload", cx);
+    let max = o.uint("max_payload", cx).filter(|n| *n > 0);
+    let forwarded = o.bool("forwarded_by_client_ip", cx).unwrap_or(false);
+    let headers = o.strs("remote_ip_headers", cx).unwrap_or_default();
+    let proxies = o.strs("trusted_proxies", cx).unwrap_or_default();
+    if forwarded {
+        if headers.len() > 1 {
+            cx.error(
+                o.path("remote_ip_headers"),
+                "mcpgate reads the client address from one header",
+            );
+        }
+        client_address(&proxies, headers.first(), at, root, cx);
+    }
     for k in [
         "return_error_msg",
         "disable_access_log",
@@ -100,6 +201,11 @@ pub(crate) fn router(v: &Value, at: &str, cx: &mut Cx) -> Option<u64> {
         "disable_redirect_fixed_path",
         "disable_path_decoding",
         "disable_handle_method_not_allowed",
+        "remove_extra_slash",
+        "max_multipart_memory",
+        "disable_gzip",
+        "decompress_gzip",
+        "app_engine",
     ] {
         if o.get(k).is_some() {
             cx.warn(
@@ -112,189 +218,32 @@ pub(crate) fn router(v: &Value, at: &str, cx: &mut Cx) -> Option<u64> {
     max
 }
 
-/// `redis.connection_pools` (Enterprise): name -> `redis://` URL.
-pub(crate) fn redis_pools(v: &Value, at: &str, cx: &mut Cx) -> Vec<(String, String)> {
-    let mut o = Obj::new(v, at, true, cx);
-    let pools = o
-        .get("connection_pools")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    o.unsupported(&["clusters"], true, "mcpgate talks to one Redis server", cx);
-    o.finish(true, cx);
-    let mut out = Vec::new();
-    for (i, p) in pools.iter().enumerate() {
-        let pat = format!("{at}.connection_pools[{i}]");
-        let mut po = Obj::new(p, &pat, true, cx);
-        let name = po.str("name", cx).unwrap_or_default();
-        let address = po.str("address", cx).unwrap_or_default();
-        let db = po.uint("db", cx).or_else(|| po.uint("database", cx));
-        let user = po.str("username", cx);
-        let pass = po.str("password", cx);
-        po.accept(&[
-            "pool_size",
-            "max_idle_conns",
-            "max_retries",
-            "dial_timeout",
-            "read_timeout",
-            "write_timeout",
-            "pool_timeout",
-            "conn_max_idle_time",
-            "conn_max_life_time",
-            "min_idle_conns",
-            "max_active_conns",
-            "min_retry_backoff",
-            "max_retry_backoff",
-        ]);
-        po.unsupported(
-            &["tls"],
-            true,
-            "use a rediss:// URL in mcpgate's redis.url",
-            cx,
-        );
-        po.finish(true, cx);
-        let auth = match (user, pass) {
-            (Some(u), Some(p)) => format!("{u}:{p}@"),
-            (None, Some(p)) => format!(":{p}@"),
-            _ => String::new(),
-        };
-        let db = db.map(|d| format!("/{d}")).unwrap_or_default();
-        out.push((name, format!("redis://{auth}{address}{db}")));
-    }
-    out
-}
-
-/// `qos/ratelimit/router` (or its Redis form) as `rate_limits` entries.
-pub(crate) fn rate_limit(
-    v: &Value,
-    at: &str,
-    redis: Option<()>,
-    svc: &mut Service,
-    cx: &mut Cx,
-) -> Vec<Value> {
-    let mut o = Obj::new(v, at, true, cx);
-    let every = o.duration("every", cx).unwrap_or_else(|| "1s".into());
-    let max_rate = o.num("max_rate", cx);
-    let capacity = o.uint("capacity", cx);
-    let client_rate = o.num("client_max_rate", cx);
-    let client_capacity = o.uint("client_capacity", cx);
-    let strategy = o.str("strategy", cx).unwrap_or_else(|| "ip".into());
-    let key = o.str("key", cx);
-    o.accept(&["num_shards", "cleanup_period", "cleanup_threads"]);
-    let pool = if redis.is_some() {
-        let name = o
-            .str("connection_name", cx)
-            .or_else(|| o.str("connection_pool", cx));
-        match name.and_then(|n| svc.redis_pools.iter().find(|(p, _)| *p == n).cloned()) {
-            Some((_, url)) => {
-                if svc.redis_url.as_ref().is_some_and(|u| *u != url) {
-                    cx.error(
-                        at,
-                        "mcpgate uses one Redis server for every limit; this one names another",
-                    );
-                }
-                svc.redis_url = Some(url);
-                true
-            }
-            None => {
-                cx.error(
-                    o.path("connection_name"),
-                    "names no pool of the service's extra_config.redis.connection_pools",
-                );
-                false
-            }
-        }
-    } else {
-        false
-    };
-    o.finish(true, cx);
-    let period_ms = crate::config::parse_duration(&every)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(1000);
-    let suffix = if redis.is_some() { "-redis" } else { "" };
-    let mut out = Vec::new();
-    let mut limit = |name: &str,
-                     rate: f64,
-                     cap: Option<u64>,
-                     key: Value,
-                     field: &str,
-                     cx: &mut Cx| {
-        if rate <= 0.0 {
-            return;
-        }
-        let Some((requests, period)) = per_period(rate, period_ms) else {
-            cx.error(format!("{at}.{field}"), format!("{rate} per {every} cannot be written as whole requests per period of at least 1s"));
-            return;
-        };
-        if cap.is_some_and(|c| c != requests) {
-            cx.warn(
-                format!("{at}.{field}"),
-                "mcpgate allows a burst of the whole period's requests; the KrakenD capacity is skipped",
-            );
-        }
-        let mut l = json!({"name": format!("{name}{suffix}"), "key": key, "requests": requests, "period": period});
-        if name == "client" {
-            l["on_missing_key"] = json!("shared");
-        }
-        if pool {
-            l["store"] = json!("redis");
-        }
-        out.push(l);
-    };
-    if let Some(r) = max_rate {
-        limit("endpoint", r, capacity, json!("endpoint"), "max_rate", cx);
-    }
-    if let Some(r) = client_rate {
-        let k = match (strategy.as_str(), key) {
-            ("ip", None) => Some(json!("client_ip")),
-            ("ip", Some(h)) => Some(json!({"header": h})),
-            ("header", Some(h)) => Some(json!({"header": h})),
-            ("jwt", Some(c)) => Some(json!({"claim": c})),
-            (s, _) => {
-                cx.error(
-                    format!("{at}.strategy"),
-                    format!("strategy {s:?} (with this key) is not supported by mcpgate"),
-                );
-                None
-            }
-        };
-        if let Some(k) = k {
-            limit("client", r, client_capacity, k, "client_max_rate", cx);
-        }
-    }
-    out
-}
-
-/// `rate` per `period_ms` as whole requests per period text (at least 1s).
-fn per_period(rate: f64, period_ms: u64) -> Option<(u64, String)> {
-    for k in 1..=3600u64 {
-        let ms = period_ms.checked_mul(k)?;
-        let n = rate * k as f64;
-        if ms >= 1000 && (n - n.round()).abs() < 1e-9 && n >= 1.0 {
-            let text = if ms % 1000 == 0 {
-                format!("{}s", ms / 1000)
-            } else {
-                format!("{ms}ms")
-            };
-            return Some((n.round() as u64, text));
-        }
-    }
-    None
-}
-
-/// `qos/circuit-breaker` as `backend.circuit_breaker`.
+/// `qos/circuit-breaker` as `backend.circuit_breaker`. For a `no-op` backend (every MCP one)
+/// KrakenD counts only connection and gateway errors, never the upstream's status codes.
 pub(crate) fn circuit_breaker(v: &Value, at: &str, cx: &mut Cx) -> Option<Value> {
     let mut o = Obj::new(v, at, true, cx);
-    let max_errors = o.uint("max_errors", cx).unwrap_or(1);
-    let timeout = o.uint("timeout", cx).unwrap_or(60);
-    o.accept(&["interval", "name", "log_status_change"]);
+    let interval = o.uint("interval", cx);
+    let timeout = o.uint("timeout", cx);
+    let max_errors = o.uint("max_errors", cx);
+    o.str("name", cx);
+    o.bool("log_status_change", cx);
     o.finish(true, cx);
+    for (k, val) in [
+        ("interval", interval),
+        ("timeout", timeout),
+        ("max_errors", max_errors),
+    ] {
+        if val.is_none() {
+            cx.error(format!("{at}.{k}"), "required (a whole number)");
+        }
+    }
     cx.note(
         at.replacen(".backend[0].extra_config.qos/circuit-breaker", ".backend.circuit_breaker", 1),
-        "KrakenD opens after max_errors within `interval`; mcpgate after that many failures in a row, per host, and answers 503 (not 500) while open",
+        "KrakenD opens after max_errors in a row within `interval`; mcpgate after that many failures in a row (connection errors only, as KrakenD counts for no-op), per host, and answers 503 (not 500) while open",
     );
     Some(json!({
-        "consecutive_failures": max_errors.max(1),
-        "open_for": format!("{}s", timeout.max(1)),
+        "consecutive_failures": max_errors.unwrap_or(1).max(1),
+        "open_for": format!("{}s", timeout.unwrap_or(1).max(1)),
+        "failure_statuses": [],
     }))
 }
