@@ -263,3 +263,6 @@ impl GatewayError {
 pub const NO_HOST: &str = "NoUpstreamHost";
 /// The custom error type for "every host's circuit breaker is open".
 pub const CIRCUIT_OPEN: &str = "CircuitOpen";
+/// The custom Pingora error for an answer the tools filter refuses at its header (compressed, a
+/// redirect): the request context says which (`GatewayError::UnreadableAnswer`).
+pub const UNREADABLE_ANSWER: &str = "UnreadableAnswer";

@@ -374,6 +374,10 @@ async fn near_miss_methods_reach_nothing() {
 }
 
 /// The `=?base64?...?=` form of `s`.
+/// The upstream's answer to everything: a tools/list result whose tool `query` declares its
+/// arguments for `Mcp-Param-*` headers, each under its own name.
+const QUERY_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"query","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"tenant":{"type":"integer","x-mcp-header":"Tenant"},"dry_run":{"type":"boolean","x-mcp-header":"Dry_Run"},"label":{"type":"string","x-mcp-header":"Label"}}}}]}}"#;
+
 fn b64(s: &str) -> String {
     use base64::Engine;
     format!(
@@ -384,7 +388,7 @@ fn b64(s: &str) -> String {
 
 #[tokio::test]
 async fn mcp_param_headers_must_agree_with_the_arguments() {
-    let up = recording("a", 200, OK).await;
+    let up = recording("a", 200, QUERY_LIST).await;
     let gw = Gateway::start(&config(up.addr));
     let client = reqwest::Client::new();
     let call = |id: u32| {
@@ -402,6 +406,11 @@ async fn mcp_param_headers_must_agree_with_the_arguments() {
     let mut passed = 0;
     for ep in ENDPOINTS {
         let url = gw.url(&format!("/{ep}"));
+        // The tool's declarations reach the gateway in a tools/list answer it relays.
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let (status, _, text) = post(&client, &url, list, &[]).await;
+        assert_eq!(status, 200, "{ep}: {text}");
+        passed += 1;
         // Matching values pass, and reach the upstream unchanged (body and headers).
         for params in [
             vec![("Mcp-Param-Region", "eu-west")],
@@ -545,8 +554,17 @@ async fn mcp_param_headers_follow_the_tools_declarations_once_listed() {
         }
     };
 
-    // Before this process has seen the tool's definition, a header names its argument: the
-    // argument `region` is read, so a header mirroring `target_region` disagrees.
+    // Before this process has seen the tool's definition, no Mcp-Param header can be checked
+    // (the argument it mirrors may have any name): refused, whether it matches the argument of
+    // its name or not.
+    let got = send(vec![("Mcp-Param-Region", "us-east")]).await;
+    refused(
+        &got,
+        -32020,
+        &json!("d"),
+        "header_mismatch",
+        "same-named, before tools/list",
+    );
     let got = send(vec![("Mcp-Param-Region", "eu-west")]).await;
     refused(
         &got,

@@ -100,7 +100,16 @@ async fn compressed_answers_and_resumed_streams_cannot_bypass_the_filter() {
     assert_eq!(resp.status(), 502);
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     assert_eq!(body["id"], 3, "{body}");
-    assert_eq!(body["error"]["data"]["reason"], "upstream_failed", "{body}");
+    assert_eq!(
+        body["error"]["data"]["reason"], "unreadable_answer",
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("compressed")),
+        "{body}"
+    );
     let page = gw
         .metrics_when(|p| {
             crate::support::metric_value(

@@ -31,11 +31,13 @@ pub enum Unreadable {
     TooLarge,
     /// Compressed (`Content-Encoding`), so its bytes cannot be read.
     Compressed,
+    /// A redirect: a client that follows it would fetch the answer around the gateway.
+    Redirect,
 }
 
 impl Unreadable {
     /// Every value, for tests and documentation.
-    pub const ALL: [Unreadable; 8] = [
+    pub const ALL: [Unreadable; 9] = [
         Unreadable::NotUtf8,
         Unreadable::NotJson,
         Unreadable::DuplicateMember,
@@ -44,6 +46,7 @@ impl Unreadable {
         Unreadable::SseSyntax,
         Unreadable::TooLarge,
         Unreadable::Compressed,
+        Unreadable::Redirect,
     ];
 
     /// The metric label value.
@@ -57,6 +60,7 @@ impl Unreadable {
             Unreadable::SseSyntax => "sse_syntax",
             Unreadable::TooLarge => "too_large",
             Unreadable::Compressed => "compressed",
+            Unreadable::Redirect => "redirect",
         }
     }
 }

@@ -102,7 +102,8 @@ pub fn classify(f: &Facts<'_>) -> Outcome {
             GatewayError::UpstreamTimeout
             | GatewayError::UpstreamUnreachable
             | GatewayError::UpstreamFailed
-            | GatewayError::CircuitOpen { .. } => End::UpstreamError,
+            | GatewayError::CircuitOpen { .. }
+            | GatewayError::UnreadableAnswer { .. } => End::UpstreamError,
             GatewayError::Internal => End::GatewayError,
             _ => End::Refused,
         };

@@ -171,13 +171,15 @@ const PARAM_PREFIX: &str = "mcp-param-";
 /// `tools/call`, and carry the value of the argument it mirrors (plain or `=?base64?...?=`;
 /// strings as they are, booleans as `true` / `false`, numbers as a JSON number of equal value).
 ///
-/// Which argument: when this process has relayed the tool's definition (`declared`), the one the
-/// tool declares with `x-mcp-header: X` (any path through `properties`); a header the tool does
-/// not declare, or one whose argument is absent or `null` (clients omit those), is refused.
-/// Otherwise (the `tools/list` went through another instance of the fleet, or before a restart)
-/// the member of `params.arguments` named `X` in any letter case, and a header naming no
-/// argument is refused: the safe direction. Whatever a header says, the body agrees. A header
-/// that a client omitted is not required: the upstream then routes on the body alone.
+/// Which argument: the one the tool declares with `x-mcp-header: X` (any path through
+/// `properties`), as this process last saw the tool's definition in a relayed `tools/list`
+/// answer (`declared`); a header the tool does not declare, or one whose argument is absent or
+/// `null` (clients omit those), is refused. When this process has not seen the tool listed (the
+/// list went through another instance of the fleet, or before a restart), no header can be
+/// checked, since the argument it mirrors may have any name: it is refused too, and a client
+/// recovers as the spec asks after -32020, by listing tools again and retrying. Whatever a
+/// header says, the body agrees. A header that a client omitted is not required: the upstream
+/// then routes on the body alone.
 fn check_params(
     req: &RequestHeader,
     body: &Inspected,
@@ -219,14 +221,11 @@ fn check_params(
                 at.filter(|v| !v.is_null())
             }
             None => {
-                let same = |k: &str| match k.is_ascii() {
-                    true => k.eq_ignore_ascii_case(wanted),
-                    // A case-insensitive decoder reads `ſtate` as `state` (see `inspect::fold`).
-                    false => crate::mcp::inspect::fold(k) == wanted,
-                };
-                arguments
-                    .and_then(|a| a.iter().find(|(k, _)| same(k)))
-                    .map(|(_, v)| v)
+                return Err(
+                    "Mcp-Param headers cannot be checked: the gateway has not seen this \
+                            tool's x-mcp-header declarations in a tools/list answer (list tools, \
+                            then retry)",
+                )
             }
         };
         let Some(argument) = argument.filter(|_| !wanted.is_empty()) else {
@@ -290,9 +289,31 @@ mod tests {
         inspect(s.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// The check for a tool whose definition this process has not seen.
+    /// The check where tool `q` declares these `Mcp-Param-*` headers (each on the argument of
+    /// its name; `State` on `ſtate`, `Tenant` on `Tenant`), and no other tool was seen listed.
     fn check(r: &RequestHeader, b: &Inspected) -> Result<(), Mismatch> {
-        super::check(r, b, &|_| None)
+        let q = [
+            ("region", "region"),
+            ("tenant", "Tenant"),
+            ("ratio", "ratio"),
+            ("dry", "dry"),
+            ("note", "note"),
+            ("state", "ſtate"),
+            ("empty", "empty"),
+            ("list", "list"),
+            ("obj", "obj"),
+        ];
+        let declared = |tool: &str| {
+            (tool == "q").then(|| {
+                q.iter()
+                    .map(|(h, a)| ParamHeader {
+                        header: h.to_string(),
+                        path: vec![a.to_string()],
+                    })
+                    .collect()
+            })
+        };
+        super::check(r, b, &declared)
     }
 
     #[test]
@@ -338,18 +359,19 @@ mod tests {
         ] {
             assert!(run(&bad).is_err(), "{bad:?}");
         }
-        // A tool whose definition is unknown falls back to names: `region` is then read.
+        // A tool whose definition this process has not seen: no header can be checked (the
+        // argument it mirrors may have any name), so even one that matches a same-named
+        // argument is refused; without such headers the call passes.
         let unknown = body(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"other","arguments":{"region":"us-east"}}}"#,
         );
-        assert_eq!(
-            super::check(
-                &req(&[("mcp-param-region", "us-east")]),
-                &unknown,
-                &declared
-            ),
-            Ok(())
-        );
+        assert!(super::check(
+            &req(&[("mcp-param-region", "us-east")]),
+            &unknown,
+            &declared
+        )
+        .is_err());
+        assert_eq!(super::check(&req(&[]), &unknown, &declared), Ok(()));
         // A tool seen with no declarations takes no Mcp-Param header at all.
         let none = |_: &str| Some(vec![]);
         assert!(super::check(&req(&[("mcp-param-region", "us-east")]), &unknown, &none).is_err());

@@ -2,7 +2,7 @@
 //! JSON-RPC error object (with the request's `id`) when the request was JSON-RPC.
 
 use super::ctx::RequestCtx;
-use crate::error::{GatewayError, CIRCUIT_OPEN, NO_HOST};
+use crate::error::{GatewayError, CIRCUIT_OPEN, NO_HOST, UNREADABLE_ANSWER};
 use crate::mcp::jsonrpc::{self, RequestShape};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -37,6 +37,10 @@ impl GatewayError {
             GatewayError::CircuitOpen { .. } => GatewayError::CircuitOpen {
                 retry_after: ctx.circuit_retry_after.unwrap_or(1),
             },
+            GatewayError::UnreadableAnswer { .. } => match &ctx.error {
+                Some(e @ GatewayError::UnreadableAnswer { .. }) => e.clone(),
+                _ => self,
+            },
             other => other,
         }
     }
@@ -50,6 +54,9 @@ impl GatewayError {
             | BindError | InvalidCert | TLSWantX509Lookup => GatewayError::UpstreamUnreachable,
             Custom(NO_HOST) => GatewayError::UpstreamUnreachable,
             Custom(CIRCUIT_OPEN) => GatewayError::CircuitOpen { retry_after: 1 },
+            Custom(UNREADABLE_ANSWER) => GatewayError::UnreadableAnswer {
+                reason: "unreadable",
+            },
             HTTPStatus(413) => GatewayError::PayloadTooLarge,
             HTTPStatus(400) => GatewayError::BadRequest,
             ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => {

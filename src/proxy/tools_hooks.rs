@@ -7,17 +7,34 @@ use crate::error::GatewayError;
 use crate::mcp::response::Unreadable;
 use bytes::Bytes;
 
-/// Whether the answer to this request can carry a `tools/list` result: a POST whose inspected
-/// body lists tools, or, on an endpoint that inspects, a GET that resumes a stream
-/// (`Last-Event-ID`), since the upstream then replays the events of an earlier answer, which may
-/// be a tool list.
+/// Whether the answer to this request is read and filtered. Clients match an answer to its
+/// request by `id`, on whichever stream it arrives, so where the tool list is guarded
+/// (`tools.filter_list`, or tool-definition pinning) every answer that could carry a
+/// `tools/list` result is read: the answer to any POST that holds a request, and every GET
+/// stream. Elsewhere: the answer to a POST that lists tools (the registry records what it shows),
+/// and, on an endpoint that inspects, a GET resuming a stream (`Last-Event-ID`), which may replay
+/// an earlier answer.
 fn may_list_tools(ctx: &crate::proxy::ctx::RequestCtx, req: &pingora::http::RequestHeader) -> bool {
-    ctx.lists_tools()
-        || (req.method == http::Method::GET
-            && req.headers.contains_key("last-event-id")
-            && ctx
-                .endpoint()
-                .is_some_and(|ep| ep.policies.inspection.is_some()))
+    if ctx.lists_tools() {
+        return true;
+    }
+    let Some(ep) = ctx.endpoint() else {
+        return false;
+    };
+    let guarded = ep.policies.tools.as_ref().is_some_and(|t| t.filter_list)
+        || ep.policies.tool_registry.pinning.is_some();
+    match req.method {
+        http::Method::GET if guarded => true,
+        http::Method::GET => {
+            req.headers.contains_key("last-event-id") && ep.policies.inspection.is_some()
+        }
+        http::Method::POST if guarded => ctx.mcp.as_ref().is_some_and(|m| {
+            m.messages()
+                .iter()
+                .any(|m| m.method.is_some() && m.id.is_some())
+        }),
+        _ => false,
+    }
 }
 
 /// Before the request goes upstream: an answer that will be filtered is asked for uncompressed,
@@ -34,8 +51,9 @@ pub fn on_upstream_request(
 
 /// At the response header: starts filtering a successful answer that may list tools, whatever
 /// its `Content-Type` says (the length changes, so `Content-Length` goes; HTTP/1.1 answers are
-/// chunked). Other statuses pass: clients do not read a result from them. An answer that is
-/// compressed anyway cannot be read, so it is refused (502) rather than passed whole.
+/// chunked). Other statuses pass (clients read no result from them), except redirects: a client
+/// that follows one (fetch, httpx) would fetch the answer around the gateway. A redirect, or an
+/// answer that is compressed anyway and so cannot be read, is refused (502) rather than passed.
 pub fn on_response_header(
     ctx: &mut crate::proxy::ctx::RequestCtx,
     req: &pingora::http::RequestHeader,
@@ -43,7 +61,8 @@ pub fn on_response_header(
     h2: bool,
 ) -> pingora::Result<()> {
     let no_body = matches!(resp.status.as_u16(), 204 | 205);
-    if !resp.status.is_success() || no_body || !may_list_tools(ctx, req) {
+    let redirect = resp.status.is_redirection() && resp.status != http::StatusCode::NOT_MODIFIED;
+    if !(resp.status.is_success() || redirect) || no_body || !may_list_tools(ctx, req) {
         return Ok(());
     }
     let encoding = resp.headers.get(http::header::CONTENT_ENCODING).map(|v| {
@@ -51,14 +70,19 @@ pub fn on_response_header(
             .trim()
             .to_ascii_lowercase()
     });
-    if encoding.is_some_and(|e| !e.is_empty() && e != "identity") {
-        refused(
-            ctx.endpoint().map_or("", |ep| ep.name.as_str()),
-            Unreadable::Compressed,
-        );
+    let compressed = encoding.is_some_and(|e| !e.is_empty() && e != "identity");
+    if redirect || compressed {
+        let why = match redirect {
+            true => Unreadable::Redirect,
+            false => Unreadable::Compressed,
+        };
+        refused(ctx.endpoint().map_or("", |ep| ep.name.as_str()), why);
+        ctx.error = Some(GatewayError::UnreadableAnswer {
+            reason: why.as_str(),
+        });
         return Err(pingora::Error::explain(
-            pingora::ErrorType::InvalidHTTPHeader,
-            "compressed tools/list answer",
+            pingora::ErrorType::Custom(crate::error::UNREADABLE_ANSWER),
+            "tools/list answer refused at its header",
         )
         .into_up());
     }
