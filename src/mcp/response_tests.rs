@@ -56,5 +56,7 @@ fn sse_fields_are_read_exactly() {
     ] {
         assert_eq!(event_data(&[bad]), Err(Unreadable::SseSyntax), "{bad:?}");
     }
-    assert_eq!(Unreadable::ALL.len(), 8);
+    assert_eq!(Unreadable::ALL.len(), 9);
+    let names: std::collections::BTreeSet<_> = Unreadable::ALL.iter().map(|u| u.as_str()).collect();
+    assert_eq!(names.len(), Unreadable::ALL.len(), "one label value each");
 }
