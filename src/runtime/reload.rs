@@ -163,23 +163,13 @@ impl Reloader {
     /// Reads, compiles and swaps in the config file, and records the attempt.
     pub async fn reload(&self, trigger: Trigger) -> Result<Report, ReloadError> {
         let _one_at_a_time = self.busy.lock().await;
-        let result = self.reload_locked().await;
-        let generation = self.store.current().generation;
-        let attempt = match &result {
-            Ok(report) => Attempt {
-                at: now(),
-                trigger,
-                result: "success",
-                generation,
-                error: None,
-                problems: Vec::new(),
-                restart_required: report.restart_required.clone(),
-            },
-            Err(e) => Attempt {
+        let result = self.reload_locked(trigger).await;
+        if let Err(e) = &result {
+            self.record(Attempt {
                 at: now(),
                 trigger,
                 result: "failure",
-                generation,
+                generation: self.store.current().generation,
                 error: Some(match e {
                     ReloadError::Invalid(c) => {
                         format!("{}: invalid config; the running one is kept", c.source_name)
@@ -191,13 +181,12 @@ impl Reloader {
                     ReloadError::Task(_) => Vec::new(),
                 },
                 restart_required: Vec::new(),
-            },
-        };
-        self.record(attempt);
+            });
+        }
         result
     }
 
-    async fn reload_locked(&self) -> Result<Report, ReloadError> {
+    async fn reload_locked(&self, trigger: Trigger) -> Result<Report, ReloadError> {
         let old = self.store.current();
         let generation = old.generation + 1;
         let path = self.path.clone();
@@ -237,6 +226,17 @@ impl Reloader {
         };
         let gone: Vec<(String, String)> =
             hosts(&old).difference(&hosts(&snapshot)).cloned().collect();
+        // Recorded before the swap, so `GET /reload` never shows the new generation with an
+        // older attempt.
+        self.record(Attempt {
+            at: now(),
+            trigger,
+            result: "success",
+            generation,
+            error: None,
+            problems: Vec::new(),
+            restart_required: restart_required.clone(),
+        });
         self.store.swap(snapshot);
         for (endpoint, host) in gone {
             metrics().forget_host(&endpoint, &host);
