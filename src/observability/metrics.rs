@@ -114,6 +114,14 @@ pub mod names {
     pub const BUILD_INFO: &str = "mcpgate_build_info";
     /// Config generation in use.
     pub const CONFIG_GENERATION: &str = "mcpgate_config_generation";
+    /// Federated fan-out requests (initialize, lists, ping, DELETE) by endpoint and method.
+    pub const FEDERATION_FANOUT: &str = "mcpgate_federation_fanout_duration_seconds";
+    /// Servers left out of a federated session or answer, by endpoint, server and reason.
+    pub const FEDERATION_MISSING: &str = "mcpgate_federation_servers_missing_total";
+    /// Federated sessions started, by endpoint.
+    pub const FEDERATION_SESSIONS: &str = "mcpgate_federation_sessions_total";
+    /// Federated requests routed to one server, by endpoint and server.
+    pub const FEDERATION_ROUTED: &str = "mcpgate_federation_routed_requests_total";
 }
 
 const REDIS_BUCKETS: &[f64] = &[

@@ -90,7 +90,15 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         em.open_streams.dec();
         ctx.stream_counted = false;
     }
-    let host = endpoint.and_then(|ep| ep.backend.hosts.get(ctx.host?));
+    let backend = match (endpoint, &ctx.routed) {
+        (Some(ep), Some(r)) => ep
+            .federation
+            .as_ref()
+            .and_then(|f| f.servers.get(r.server))
+            .map(|s| &s.backend),
+        (ep, _) => ep.map(|ep| &ep.backend),
+    };
+    let host = backend.and_then(|b| b.hosts.get(ctx.host?));
     if let Some(span) = ctx.span.take() {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         // What inspection read; else what the client's MCP headers claim (2026-07-28).

@@ -78,6 +78,8 @@ pub struct RequestCtx {
     pub stream: Option<crate::runtime::drain::StreamGuard>,
     /// The request's trace span, when tracing is on.
     pub span: Option<Box<crate::observability::otel::RequestSpan>>,
+    /// On a federated endpoint, the one server this request is relayed to.
+    pub routed: Option<crate::proxy::federation::Routed>,
 }
 
 /// A request of a pinned session.
@@ -127,6 +129,16 @@ impl RequestCtx {
             upstream_socket: None,
             stream: None,
             span: None,
+            routed: None,
+        }
+    }
+
+    /// The backend this request goes to: its federated server's, or the endpoint's.
+    pub fn backend(&self) -> Option<&crate::runtime::snapshot::Backend> {
+        let ep = self.endpoint()?;
+        match (&self.routed, &ep.federation) {
+            (Some(r), Some(f)) => f.servers.get(r.server).map(|s| &s.backend),
+            _ => Some(&ep.backend),
         }
     }
 

@@ -208,8 +208,16 @@ pub struct EndpointConfig {
     /// Policy settings of this endpoint (each replaces the service-wide one of the same name).
     #[serde(default)]
     pub policies: Option<PoliciesConfig>,
-    /// Where requests go.
-    pub backend: BackendConfig,
+    /// Where requests go (one MCP server, on one or more hosts). An endpoint has either
+    /// `backend` or `servers`.
+    #[serde(default)]
+    pub backend: Option<BackendConfig>,
+    /// Several MCP servers behind this one endpoint (federation), each with an alias.
+    #[serde(default)]
+    pub servers: Option<Vec<super::federation::ServerConfig>>,
+    /// Settings of a federated endpoint (with `servers`).
+    #[serde(default)]
+    pub federation: Option<super::federation::FederationSettings>,
 }
 
 /// The upstream MCP server(s) of an endpoint.

@@ -2,6 +2,7 @@
 //! that swaps it, reloads and the file watch, health checks, TLS certificates, draining.
 
 pub mod drain;
+pub mod federation;
 pub mod file;
 pub mod health;
 pub mod host;

@@ -1,0 +1,434 @@
+//! Requests a federated endpoint answers itself, asking its servers in parallel, each within the
+//! fan-out deadline: initialize (a session on every server, merged answer, sealed session id),
+//! the lists (merged pages, a sealed composite cursor), notifications and `logging/setLevel`
+//! (to every server), DELETE (every upstream session ends), and name lookups for calls.
+
+use super::client::{self, Fail, Reply};
+use super::{answer, identity, invalid_params, now};
+use crate::error::GatewayError;
+use crate::mcp::federation::merge;
+use crate::mcp::federation::names;
+use crate::mcp::federation::token::{Cursor, ServerSession, Session as FedSession};
+use crate::proxy::ctx::RequestCtx;
+use crate::runtime::federation::{Federation, Server};
+use crate::runtime::snapshot::Endpoint;
+use futures::future::join_all;
+use http::header::HeaderMap;
+use pingora::http::RequestHeader;
+use pingora::prelude::Session;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// Pages read from one server when looking a name up.
+const MAX_LOOKUP_PAGES: usize = 20;
+
+/// The headers of a fan-out request to `server`: the endpoint's and the server's header
+/// modifiers (over the client's request), then the server's session id and version.
+fn headers(
+    client: &RequestHeader,
+    ep: &Endpoint,
+    server: &Server,
+    in_session: Option<&ServerSession>,
+) -> HeaderMap {
+    let mut h = RequestHeader::build("POST", b"/", None).map(|mut h| {
+        let _ = ep.policies.request_headers.apply_request(client, &mut h);
+        let _ = server.request_headers.apply_request(client, &mut h);
+        h.headers.clone()
+    });
+    let mut map = h.as_mut().map(std::mem::take).unwrap_or_default();
+    if let Some(s) = in_session {
+        if let Some(id) = s.session.as_deref().and_then(|v| v.parse().ok()) {
+            map.insert("mcp-session-id", id);
+        }
+        if let Ok(v) = s.version.parse() {
+            map.insert("mcp-protocol-version", v);
+        }
+    }
+    map
+}
+
+/// Reads the JSON-RPC result of a reply (an error object is an invalid answer here).
+fn result_of(reply: &Reply, id: &Value) -> Result<Value, Fail> {
+    let msg = merge::find_response(&reply.content_type, &reply.body, id).ok_or(Fail::Invalid)?;
+    msg.get("result").cloned().ok_or(Fail::Invalid)
+}
+
+/// Logs and counts a server missing from an answer.
+fn missing(fed: &Federation, i: usize, what: &str, fail: Fail) {
+    let alias = fed.servers.get(i).map_or("", |s| s.alias.as_str());
+    tracing::warn!(server = alias, reason = fail.reason(), status = ?match fail { Fail::Status(s) => Some(s), _ => None }, "federated server left out of {what}");
+    fed.metrics.missing(i, fail.reason());
+}
+
+/// Answers `{"result": result}` to the request in `body`.
+pub async fn answer_result(session: &mut Session, ctx: &RequestCtx, body: &Value, result: Value) {
+    let out = json!({"jsonrpc": "2.0", "id": body.get("id").cloned().unwrap_or(Value::Null), "result": result});
+    answer::write(session, ctx, 200, Some(out.to_string().into_bytes()), None).await;
+}
+
+/// initialize: a session on every server in parallel. A required server that fails fails the
+/// whole initialize (the sessions opened meanwhile are ended); an optional one is left out.
+pub async fn initialize(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    ep: &Endpoint,
+    fed: &Federation,
+    body: &Value,
+) -> Result<(), GatewayError> {
+    let started = Instant::now();
+    let client_version = body
+        .pointer("/params/protocolVersion")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid_params("initialize needs params.protocolVersion"))?
+        .to_string();
+    let id = body.get("id").cloned().unwrap_or(Value::Null);
+    let bytes = serde_json::to_vec(body).map_err(|_| GatewayError::Internal)?;
+    let client = session.req_header().clone();
+    let calls = fed.servers.iter().map(|server| {
+        let host = client::pick_host(server).and_then(|i| server.backend.hosts.get(i));
+        let h = headers(&client, ep, server, None);
+        let bytes = bytes.clone();
+        let id = id.clone();
+        async move {
+            let host = host.ok_or(Fail::Unreachable)?;
+            let reply = client::send(server, &host.url, http::Method::POST, h, Some(bytes), fed.deadline).await?;
+            let result = result_of(&reply, &id)?;
+            Ok::<_, Fail>((host.url.clone(), reply.session, result))
+        }
+    });
+    let results = join_all(calls).await;
+    fed.metrics.fanout("initialize", started.elapsed().as_secs_f64());
+    let mut joined = Vec::new();
+    let mut failed_required = None;
+    for (i, (server, r)) in fed.servers.iter().zip(results).enumerate() {
+        match r {
+            Ok(ok) => joined.push((i, ok)),
+            Err(fail) => {
+                missing(fed, i, "initialize", fail);
+                if server.required && failed_required.is_none() {
+                    failed_required = Some(server.alias.clone());
+                }
+            }
+        }
+    }
+    let entries: Vec<ServerSession> = joined
+        .iter()
+        .filter_map(|(i, (host, sid, result))| {
+            Some(ServerSession {
+                alias: fed.servers.get(*i)?.alias.clone(),
+                host: host.clone(),
+                session: sid.clone(),
+                version: result
+                    .get("protocolVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&client_version)
+                    .to_string(),
+            })
+        })
+        .collect();
+    let token_session = FedSession {
+        expires: now() + fed.session_ttl.as_secs(),
+        identity: identity(ctx),
+        version: merge::negotiate(
+            &client_version,
+            &joined
+                .iter()
+                .zip(&entries)
+                .map(|((i, _), e)| {
+                    (fed.servers.get(*i).is_some_and(|s| s.required), e.version.as_str())
+                })
+                .collect::<Vec<_>>(),
+        ),
+        servers: entries,
+    };
+    if let Some(alias) = failed_required.or_else(|| joined.is_empty().then(|| "every server".into())) {
+        end_sessions(&client, ep, fed, &token_session).await;
+        return Err(GatewayError::FederatedServerFailed { server: alias });
+    }
+    let Some(token) = token_session.seal(&fed.sealer, &ep.path) else {
+        end_sessions(&client, ep, fed, &token_session).await;
+        tracing::error!(endpoint = %ep.name, "could not seal a federated session id");
+        return Err(GatewayError::Internal);
+    };
+    let result = json!({
+        "protocolVersion": token_session.version,
+        "capabilities": merge::capabilities(joined.iter().filter_map(|(_, (_, _, r))| r.get("capabilities"))),
+        "serverInfo": {"name": "mcpgate", "title": ep.name, "version": env!("CARGO_PKG_VERSION")},
+    });
+    let mut result = result;
+    let texts = joined.iter().filter_map(|(i, (_, _, r))| {
+        Some((fed.servers.get(*i)?.alias.as_str(), r.get("instructions").and_then(Value::as_str)))
+    });
+    if let (Some(text), Some(o)) = (merge::instructions(texts), result.as_object_mut()) {
+        o.insert("instructions".into(), Value::String(text));
+    }
+    fed.metrics.sessions.inc();
+    let out = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    answer::write(session, ctx, 200, Some(out.to_string().into_bytes()), Some(&token)).await;
+    Ok(())
+}
+
+/// Ends the upstream sessions of `fs` (DELETE to each), within the deadline; outcomes logged.
+async fn end_sessions(client: &RequestHeader, ep: &Endpoint, fed: &Federation, fs: &FedSession) -> Vec<Result<(), Fail>> {
+    let calls = fs.servers.iter().filter_map(|s| {
+        let (_, server) = fed.server(&s.alias)?;
+        s.session.as_ref()?;
+        let h = headers(client, ep, server, Some(s));
+        Some(async move {
+            client::send(server, &s.host, http::Method::DELETE, h, None, fed.deadline)
+                .await
+                .map(|_| ())
+        })
+    });
+    join_all(calls).await
+}
+
+/// DELETE: every server's session ends; 200 (a server that fails is logged and counted).
+pub async fn delete(session: &mut Session, ctx: &RequestCtx, ep: &Endpoint, fed: &Federation, fs: &FedSession) {
+    let started = Instant::now();
+    let client = session.req_header().clone();
+    let results = end_sessions(&client, ep, fed, fs).await;
+    fed.metrics.fanout("DELETE", started.elapsed().as_secs_f64());
+    for r in results {
+        if let Err(f) = r {
+            tracing::warn!(endpoint = %ep.name, reason = f.reason(), "a server's session did not end cleanly");
+        }
+    }
+    answer::write(session, ctx, 200, None, None).await;
+}
+
+/// One JSON-RPC POST to a server of the session; `Ok(None)` for an accepted notification.
+async fn post(
+    client: &RequestHeader,
+    (ep, fed): (&Endpoint, &Federation),
+    s: &ServerSession,
+    body: &Value,
+) -> Result<Option<Value>, Fail> {
+    let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
+    let h = headers(client, ep, server, Some(s));
+    let bytes = serde_json::to_vec(body).map_err(|_| Fail::Invalid)?;
+    let reply = client::send(server, &s.host, http::Method::POST, h, Some(bytes), fed.deadline).await?;
+    match body.get("id") {
+        Some(id) => result_of(&reply, id).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A server that answered 404 for its session: the whole session is gone.
+fn gone(results: &[Result<Option<Value>, Fail>]) -> bool {
+    results.iter().any(|r| matches!(r, Err(Fail::Status(404))))
+}
+
+/// Notifications (202) and `logging/setLevel` (an empty result) to every server of the session.
+pub async fn broadcast(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    (ep, fed, fs): (&Endpoint, &Federation, &FedSession),
+    body: &Value,
+    has_result: bool,
+) -> Result<(), GatewayError> {
+    let started = Instant::now();
+    let client = session.req_header().clone();
+    let results = join_all(fs.servers.iter().map(|s| post(&client, (ep, fed), s, body))).await;
+    fed.metrics.fanout(if has_result { "other" } else { "notification" }, started.elapsed().as_secs_f64());
+    if gone(&results) {
+        return Err(GatewayError::SessionNotFound { why: "upstream_session_gone" });
+    }
+    for (s, r) in fs.servers.iter().zip(&results) {
+        if let (Err(f), Some((i, _))) = (r, fed.server(&s.alias)) {
+            missing(fed, i, "a notification", *f);
+        }
+    }
+    if has_result {
+        answer_result(session, ctx, body, json!({})).await;
+    } else {
+        answer::write(session, ctx, 202, None, None).await;
+    }
+    Ok(())
+}
+
+/// A list method: one page from every server still listing, merged; the servers with more
+/// pages go in a sealed composite cursor.
+pub async fn list(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    (ep, fed, fs): (&Endpoint, &Federation, &FedSession),
+    method: &str,
+    body: &Value,
+) -> Result<(), GatewayError> {
+    let started = Instant::now();
+    let who = identity(ctx);
+    let key = merge::list_key(method).ok_or(GatewayError::Internal)?;
+    // (server session, its cursor) to ask.
+    let asks: Vec<(&ServerSession, Option<String>)> = match body.pointer("/params/cursor").and_then(Value::as_str) {
+        None => fs.servers.iter().map(|s| (s, None)).collect(),
+        Some(token) => {
+            let c = Cursor::open(&fed.sealer, &ep.path, token, (method, &who), now())
+                .map_err(|why| {
+                    tracing::info!(why = why.as_str(), "list cursor refused");
+                    invalid_params("invalid cursor")
+                })?;
+            c.next
+                .into_iter()
+                .filter_map(|(alias, cur)| Some((fs.server(&alias)?, Some(cur))))
+                .collect()
+        }
+    };
+    let client = session.req_header().clone();
+    let calls = asks.iter().map(|(s, cursor)| {
+        let mut req = json!({"jsonrpc": "2.0", "id": body.get("id").cloned().unwrap_or(json!(0)), "method": method, "params": {}});
+        if let Some(c) = cursor {
+            req["params"]["cursor"] = json!(c);
+        }
+        let client = &client;
+        async move { post(client, (ep, fed), s, &req).await }
+    });
+    let results = join_all(calls).await;
+    fed.metrics.fanout(method, started.elapsed().as_secs_f64());
+    if gone(&results) {
+        return Err(GatewayError::SessionNotFound { why: "upstream_session_gone" });
+    }
+    let mut items = Vec::new();
+    let mut next = Vec::new();
+    for ((s, _), r) in asks.iter().zip(results) {
+        let Some((i, server)) = fed.server(&s.alias) else { continue };
+        let result = match r {
+            Ok(Some(v)) => v,
+            Ok(None) => continue,
+            Err(f) => {
+                missing(fed, i, method, f);
+                continue;
+            }
+        };
+        let page: Vec<Value> = result.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+        let page: Vec<Value> = page
+            .into_iter()
+            .filter(|t| {
+                method != "tools/list"
+                    || server.tools.as_ref().is_none_or(|p| {
+                        t.get("name").and_then(Value::as_str).is_some_and(|n| p.allows(n, ctx.identity.as_deref()))
+                    })
+            })
+            .collect();
+        items.extend(merge::expose_items(method, &s.alias, fed.prefix, page).into_iter().map(|v| (i, v)));
+        if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
+            next.push((s.alias.clone(), c.to_string()));
+        }
+    }
+    // The endpoint's tool policy, by exposed names, as at call time.
+    if method == "tools/list" {
+        if let Some(p) = &ep.policies.tools {
+            items.retain(|(_, t)| t.get("name").and_then(Value::as_str).is_some_and(|n| p.allows(n, ctx.identity.as_deref())));
+        }
+    }
+    if !fed.prefix && (method == "tools/list" || method == "prompts/list") {
+        drop_duplicates(fed, &mut items);
+    }
+    let mut result = json!({ key: items.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
+    if !next.is_empty() {
+        let cursor = Cursor {
+            expires: now() + fed.session_ttl.as_secs(),
+            identity: who,
+            method: method.to_string(),
+            next,
+        };
+        let token = cursor.seal(&fed.sealer, &ep.path).ok_or(GatewayError::Internal)?;
+        result["nextCursor"] = json!(token);
+    }
+    answer_result(session, ctx, body, result).await;
+    Ok(())
+}
+
+/// Unprefixed names two servers share are left out (neither could be called by that name).
+fn drop_duplicates(fed: &Federation, items: &mut Vec<(usize, Value)>) {
+    let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+    let mut count = std::collections::HashMap::new();
+    for (_, v) in items.iter() {
+        if let Some(n) = name(v) {
+            *count.entry(n).or_insert(0usize) += 1;
+        }
+    }
+    items.retain(|(i, v)| {
+        let dup = name(v).is_some_and(|n| count.get(&n).copied().unwrap_or(0) > 1);
+        if dup {
+            tracing::warn!(name = ?name(v), "a name several federated servers share is left out (prefix is off)");
+            fed.metrics.missing(*i, "duplicate_name");
+        }
+        !dup
+    });
+}
+
+/// Every name of one list of one server (bounded in pages), as the server names them.
+async fn own_names(client: &RequestHeader, ep: &Endpoint, fed: &Federation, s: &ServerSession, method: &str) -> Result<Vec<String>, Fail> {
+    let key = merge::list_key(method).ok_or(Fail::Invalid)?;
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_LOOKUP_PAGES {
+        let mut req = json!({"jsonrpc": "2.0", "id": "mcpgate-lookup", "method": method, "params": {}});
+        if let Some(c) = &cursor {
+            req["params"]["cursor"] = json!(c);
+        }
+        let result = post(client, (ep, fed), s, &req).await?.ok_or(Fail::Invalid)?;
+        for item in result.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(n) = item.get("name").and_then(Value::as_str) {
+                out.push(n.to_string());
+            }
+        }
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The server and own name of an exposed tool or prompt name. A prefixed name splits at its
+/// first `_`; a shortened one (or any name when prefixing is off) is found in the servers'
+/// lists. -32602 when no server of the session has it.
+pub async fn resolve_name(
+    client: &RequestHeader,
+    ctx: &RequestCtx,
+    fed: &Federation,
+    fs: &FedSession,
+    method: &str,
+    exposed: &str,
+) -> Result<(usize, String), GatewayError> {
+    let unknown = || invalid_params("unknown tool or prompt name");
+    let ep = ctx.endpoint().ok_or(GatewayError::Internal)?;
+    let candidates: Vec<&ServerSession> = if fed.prefix {
+        let (alias, rest) = names::split(exposed).ok_or_else(unknown)?;
+        let s = fs.server(alias).filter(|_| fed.server(alias).is_some()).ok_or_else(unknown)?;
+        let direct = names::expose(alias, rest, true) == exposed;
+        if direct && !names::may_be_shortened(exposed) {
+            let (i, _) = fed.server(alias).ok_or_else(unknown)?;
+            return Ok((i, rest.to_string()));
+        }
+        vec![s]
+    } else {
+        fs.servers.iter().collect()
+    };
+    let lookups = join_all(candidates.iter().map(|s| own_names(client, ep, fed, s, method))).await;
+    let mut found = Vec::new();
+    for (s, r) in candidates.iter().zip(lookups) {
+        let Some((i, _)) = fed.server(&s.alias) else { continue };
+        match r {
+            Ok(list) => found.extend(
+                list.into_iter()
+                    .filter(|n| names::expose(&s.alias, n, fed.prefix) == exposed)
+                    .map(|n| (i, n)),
+            ),
+            Err(Fail::Status(404)) => return Err(GatewayError::SessionNotFound { why: "upstream_session_gone" }),
+            Err(f) => missing(fed, i, "a name lookup", f),
+        }
+    }
+    match found.len() {
+        1 => found.pop().ok_or_else(unknown),
+        0 if fed.prefix => {
+            // A name that only looked shortened: it is its own.
+            let (alias, rest) = names::split(exposed).ok_or_else(unknown)?;
+            let (i, _) = fed.server(alias).ok_or_else(unknown)?;
+            if names::expose(alias, rest, true) == exposed { Ok((i, rest.to_string())) } else { Err(unknown()) }
+        }
+        _ => Err(unknown()),
+    }
+}
