@@ -183,8 +183,15 @@ impl Sealer {
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce).ok()?;
         let mut tag = [0u8; TAG];
-        let sealed = encrypt_aead(Cipher::aes_256_gcm(), key, Some(&nonce), aad, plain, &mut tag)
-            .ok()?;
+        let sealed = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            key,
+            Some(&nonce),
+            aad,
+            plain,
+            &mut tag,
+        )
+        .ok()?;
         let mut raw = Vec::with_capacity(KEY_ID + NONCE + sealed.len() + TAG);
         raw.extend_from_slice(&key_id(key));
         raw.extend_from_slice(&nonce);

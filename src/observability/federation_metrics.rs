@@ -110,7 +110,10 @@ impl FederationMetrics {
 
     /// Counts server `server` (config index) missing for `reason` (one of `MISSING_REASONS`).
     pub fn missing(&self, server: usize, reason: &str) {
-        let i = MISSING_REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = MISSING_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         if let Some(c) = self.servers.get(server).and_then(|(m, _)| m.get(i)) {
             c.inc();
         }

@@ -2,74 +2,18 @@
 //! config of an endpoint, their checks, and their compiled form. The protocol facts (names,
 //! tokens, merging) are `mcp::federation`; the fan-out and routing are `proxy::federation`.
 
-use super::file::BackendConfig;
-use super::snapshot::Backend;
+use super::backend::Backend;
+use super::file::{BackendConfig, FederationSettings, ServerConfig};
 use crate::config::{parse_duration, Problem};
 use crate::mcp::session_pin::Sealer;
 use crate::observability::federation_metrics::FederationMetrics;
-use crate::policy::header_modifiers::{HeaderModifiers, HeaderOp};
-use crate::policy::tools::{ToolPolicy, ToolsConfig};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::policy::header_modifiers::HeaderModifiers;
+use crate::policy::tools::ToolPolicy;
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// Longest alias: names stay readable and leave room under the 64-character tool-name rule.
 pub const MAX_ALIAS: usize = 20;
-
-/// One MCP server of a federated endpoint.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Short name of the server (`[a-z][a-z0-9-]*`, at most 20 characters, no `_`): tools and
-    /// prompts are exposed as `{alias}_{name}`, resource URIs as `{alias}+{uri}`.
-    pub alias: String,
-    /// A required server that fails makes `initialize` fail; an optional one is left out of
-    /// that session (default true).
-    #[serde(default = "yes")]
-    pub required: bool,
-    /// Where this server is: hosts, path, timeouts, TLS, health checks, circuit breaker.
-    pub backend: BackendConfig,
-    /// Headers set on every request to this server (e.g. its own credentials), after the
-    /// endpoint's `request_headers`.
-    #[serde(default)]
-    pub request_headers: Vec<HeaderOp>,
-    /// Which of this server's tools are exposed and callable, by the server's own names.
-    #[serde(default)]
-    pub tools: Option<ToolsConfig>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// `federation:` settings of an endpoint with `servers:`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FederationSettings {
-    /// Expose tool and prompt names as `{alias}_{name}` (default true, also with one server, so
-    /// adding a server renames nothing). `false` exposes the servers' own names; a name two
-    /// servers share is then left out of lists (logged and counted) and cannot be called.
-    #[serde(default = "yes")]
-    pub prefix: bool,
-    /// Time each server has to answer a fan-out request (initialize, lists, ping, DELETE),
-    /// e.g. `10s` (default `10s`).
-    #[serde(default)]
-    pub deadline: Option<String>,
-    /// How long a federated session id stays valid, e.g. `24h` (default `24h`).
-    #[serde(default)]
-    pub session_ttl: Option<String>,
-}
-
-impl Default for FederationSettings {
-    fn default() -> Self {
-        FederationSettings {
-            prefix: true,
-            deadline: None,
-            session_ttl: None,
-        }
-    }
-}
 
 /// Whether `alias` is a valid alias.
 pub fn valid_alias(alias: &str) -> bool {
@@ -113,7 +57,9 @@ pub fn check_servers(
             ));
         }
         check_backend(&s.backend, &format!("{sat}.backend"), problems);
-        if let Err(mut p) = HeaderModifiers::compile(&s.request_headers, &format!("{sat}.request_headers")) {
+        if let Err(mut p) =
+            HeaderModifiers::compile(&s.request_headers, &format!("{sat}.request_headers"))
+        {
             problems.append(&mut p);
         }
         if let Some(t) = &s.tools {
@@ -173,9 +119,16 @@ pub struct Federation {
 impl Federation {
     /// The server called `alias`.
     pub fn server(&self, alias: &str) -> Option<(usize, &Server)> {
-        self.servers.iter().enumerate().find(|(_, s)| s.alias == alias)
+        self.servers
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.alias == alias)
     }
 }
+
+/// Compiles one backend: (its config, the metric scope, the config path).
+pub type CompileBackend<'a> =
+    &'a dyn Fn(&BackendConfig, &str, &str) -> Result<Backend, Vec<Problem>>;
 
 /// Compiles `servers:`; `compile_backend` is the endpoint backend compiler (no pinning).
 pub fn compile(
@@ -183,7 +136,7 @@ pub fn compile(
     settings: &FederationSettings,
     (endpoint, sealer): (&str, Option<&Sealer>),
     at: &str,
-    compile_backend: &dyn Fn(&BackendConfig, &str, &str) -> Result<Backend, Vec<Problem>>,
+    compile_backend: CompileBackend<'_>,
 ) -> Result<Federation, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut out = Vec::with_capacity(servers.len());
@@ -191,7 +144,8 @@ pub fn compile(
         let sat = format!("{at}.servers[{i}]");
         let scope = format!("{endpoint}/{}", s.alias);
         let backend = compile_backend(&s.backend, &scope, &format!("{sat}.backend"));
-        let headers = HeaderModifiers::compile(&s.request_headers, &format!("{sat}.request_headers"));
+        let headers =
+            HeaderModifiers::compile(&s.request_headers, &format!("{sat}.request_headers"));
         let tools = s
             .tools
             .as_ref()

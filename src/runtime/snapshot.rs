@@ -77,44 +77,7 @@ impl Endpoint {
     }
 }
 
-/// The compiled backend of an endpoint.
-pub struct Backend {
-    /// Upstream request path.
-    pub path: String,
-    /// The same path as a URI, parsed once: the upstream request's URI when no query is
-    /// forwarded (cloning it shares the bytes).
-    pub uri: http::Uri,
-    /// The hosts, in config order.
-    pub hosts: Vec<Host>,
-    /// Round-robin selection over healthy hosts.
-    pub balancer: Arc<LoadBalancer<RoundRobin>>,
-    /// Health checks enabled.
-    pub health_checks: bool,
-    /// Time between health checks.
-    pub health_interval: Duration,
-    /// Session pinning, on endpoints with several hosts.
-    pub pinning: Option<Pinning>,
-}
-
-/// How an endpoint pins sessions to hosts.
-pub struct Pinning {
-    /// Seals and opens session ids.
-    pub sealer: Sealer,
-    /// Metric children.
-    pub metrics: PinningMetrics,
-}
-
-impl Backend {
-    /// The index of the host at `addr`.
-    pub fn host_index(&self, addr: &SocketAddr) -> Option<usize> {
-        self.hosts.iter().position(|h| h.addr == *addr)
-    }
-
-    /// The index of the host configured as `url`.
-    pub fn host_by_url(&self, url: &str) -> Option<usize> {
-        self.hosts.iter().position(|h| h.url == url)
-    }
-}
+pub use super::backend::{Backend, Pinning};
 
 impl Snapshot {
     /// Compiles a validated config. Fails (with paths) on what only compiling can find, such as
@@ -144,15 +107,12 @@ impl Snapshot {
                 "must be at least 16 characters",
             ));
         }
-        let needs_pinning = source
-            .endpoints
-            .iter()
-            .any(|e| {
-                e.servers.is_some()
-                    || e.backend
-                        .as_ref()
-                        .is_some_and(|b| b.hosts.len() > 1 && b.session_pinning.unwrap_or(true))
-            });
+        let needs_pinning = source.endpoints.iter().any(|e| {
+            e.servers.is_some()
+                || e.backend
+                    .as_ref()
+                    .is_some_and(|b| b.hosts.len() > 1 && b.session_pinning.unwrap_or(true))
+        });
         let sealer = match Sealer::compile(&source.sessions, "sessions") {
             Ok(s) => Some(s),
             Err(mut p) => {

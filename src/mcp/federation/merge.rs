@@ -24,11 +24,18 @@ pub fn find_response(content_type: &str, body: &[u8], id: &Value) -> Option<Valu
     let is_response = |v: &Value| {
         v.get("id") == Some(id) && (v.get("result").is_some() || v.get("error").is_some())
     };
-    if content_type.to_ascii_lowercase().starts_with("text/event-stream") {
+    if content_type
+        .to_ascii_lowercase()
+        .starts_with("text/event-stream")
+    {
         let text = std::str::from_utf8(body).ok()?;
         let mut data = String::new();
         // Events end at a blank line; their `data:` lines join with `\n`.
-        for line in text.split('\n').map(|l| l.trim_end_matches('\r')).chain([""]) {
+        for line in text
+            .split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .chain([""])
+        {
             if line.is_empty() {
                 if !data.is_empty() {
                     if let Ok(v) = serde_json::from_str::<Value>(&data) {
@@ -59,7 +66,11 @@ pub fn find_response(content_type: &str, body: &[u8], id: &Value) -> Option<Valu
 /// else the oldest version a required server answered (versions are dates). `answered` holds
 /// (required, version) for the servers in the session.
 pub fn negotiate(client: &str, answered: &[(bool, &str)]) -> String {
-    let required: Vec<&str> = answered.iter().filter(|(r, _)| *r).map(|(_, v)| *v).collect();
+    let required: Vec<&str> = answered
+        .iter()
+        .filter(|(r, _)| *r)
+        .map(|(_, v)| *v)
+        .collect();
     let pool: Vec<&str> = if required.is_empty() {
         answered.iter().map(|(_, v)| *v).collect()
     } else {
@@ -96,7 +107,9 @@ pub fn capabilities<'a>(servers: impl Iterator<Item = &'a Value>) -> Value {
 }
 
 /// The servers' instructions, each under its alias; `None` when none gave any.
-pub fn instructions<'a>(servers: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Option<String> {
+pub fn instructions<'a>(
+    servers: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Option<String> {
     let parts: Vec<String> = servers
         .filter_map(|(alias, text)| Some(format!("## {alias}\n{}", text?.trim())))
         .collect();
@@ -120,7 +133,8 @@ pub fn expose_items(method: &str, alias: &str, prefix: bool, items: Vec<Value>) 
                 "name" => names::expose(alias, &own, prefix),
                 _ => names::expose_uri(alias, &own),
             };
-            item.as_object_mut()?.insert(field.into(), Value::String(exposed));
+            item.as_object_mut()?
+                .insert(field.into(), Value::String(exposed));
             Some(item)
         })
         .collect()
@@ -146,7 +160,10 @@ mod tests {
         let req = br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
         assert_eq!(find_response("application/json", req, &id), None);
         assert_eq!(find_response("application/json", b"nope", &id), None);
-        assert_eq!(find_response("text/event-stream", b"data: x\n\n", &id), None);
+        assert_eq!(
+            find_response("text/event-stream", b"data: x\n\n", &id),
+            None
+        );
     }
 
     #[test]
@@ -158,7 +175,10 @@ mod tests {
             "2025-06-18"
         );
         assert_eq!(negotiate(c, &[(false, "2025-06-18")]), "2025-06-18");
-        assert_eq!(negotiate("2025-03-26", &[(true, "2025-03-26")]), "2025-03-26");
+        assert_eq!(
+            negotiate("2025-03-26", &[(true, "2025-03-26")]),
+            "2025-03-26"
+        );
     }
 
     #[test]

@@ -111,7 +111,10 @@ mod tests {
         assert_ne!(a, expose("demp", &long, true));
         // Characters outside [A-Za-z0-9_-] are replaced, and the hash tells names apart.
         let dotted = expose("fs", "files.read", true);
-        assert!(is_valid(&dotted) && dotted.starts_with("fs_files-read-"), "{dotted}");
+        assert!(
+            is_valid(&dotted) && dotted.starts_with("fs_files-read-"),
+            "{dotted}"
+        );
         assert_ne!(dotted, expose("fs", "files-read", true));
         assert_eq!(expose("fs", "files-read", true), "fs_files-read");
         // Exactly 64 characters fit as they are.

@@ -229,7 +229,8 @@ mod tests {
         let o = Session::open(&s, "/mcp", &t, &me, 1_000, |_| true);
         assert_eq!(o, Ok(session(&me)));
         assert_eq!(
-            o.ok().and_then(|o| o.server("b").map(|b| b.version.clone())),
+            o.ok()
+                .and_then(|o| o.server("b").map(|b| b.version.clone())),
             Some("2025-03-26".into())
         );
     }
@@ -239,7 +240,9 @@ mod tests {
         let s = sealer(K1, &[]);
         let me = identity_key(Some(("jwt", "alice")));
         let t = session(&me).seal(&s, "/mcp").unwrap_or_default();
-        let open = |tok: &str, who: &str, now: u64| Session::open(&s, "/mcp", tok, who, now, |a| a != "gone");
+        let open = |tok: &str, who: &str, now: u64| {
+            Session::open(&s, "/mcp", tok, who, now, |a| a != "gone")
+        };
         // Expired.
         assert_eq!(open(&t, &me, 2_000), Err(Refused::Expired));
         // Another identity, and anonymous.
@@ -283,7 +286,10 @@ mod tests {
             next: vec![("a".into(), "p2".into())],
         };
         let t = c.seal(&s, "/mcp").unwrap_or_default();
-        assert_eq!(Cursor::open(&s, "/mcp", &t, ("tools/list", ""), 1_000), Ok(c));
+        assert_eq!(
+            Cursor::open(&s, "/mcp", &t, ("tools/list", ""), 1_000),
+            Ok(c)
+        );
         assert_eq!(
             Cursor::open(&s, "/mcp", &t, ("prompts/list", ""), 1_000),
             Err(Refused::Invalid)

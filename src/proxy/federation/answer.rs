@@ -35,7 +35,9 @@ pub async fn write(
         match body {
             Some(b) => {
                 session.write_response_header(Box::new(resp), false).await?;
-                session.write_response_body(Some(Bytes::from(b)), true).await
+                session
+                    .write_response_body(Some(Bytes::from(b)), true)
+                    .await
             }
             None => session.write_response_header(Box::new(resp), true).await,
         }

@@ -91,13 +91,22 @@ pub async fn initialize(
         let id = id.clone();
         async move {
             let host = host.ok_or(Fail::Unreachable)?;
-            let reply = client::send(server, &host.url, http::Method::POST, h, Some(bytes), fed.deadline).await?;
+            let reply = client::send(
+                server,
+                &host.url,
+                http::Method::POST,
+                h,
+                Some(bytes),
+                fed.deadline,
+            )
+            .await?;
             let result = result_of(&reply, &id)?;
             Ok::<_, Fail>((host.url.clone(), reply.session, result))
         }
     });
     let results = join_all(calls).await;
-    fed.metrics.fanout("initialize", started.elapsed().as_secs_f64());
+    fed.metrics
+        .fanout("initialize", started.elapsed().as_secs_f64());
     let mut joined = Vec::new();
     let mut failed_required = None;
     for (i, (server, r)) in fed.servers.iter().zip(results).enumerate() {
@@ -135,13 +144,18 @@ pub async fn initialize(
                 .iter()
                 .zip(&entries)
                 .map(|((i, _), e)| {
-                    (fed.servers.get(*i).is_some_and(|s| s.required), e.version.as_str())
+                    (
+                        fed.servers.get(*i).is_some_and(|s| s.required),
+                        e.version.as_str(),
+                    )
                 })
                 .collect::<Vec<_>>(),
         ),
         servers: entries,
     };
-    if let Some(alias) = failed_required.or_else(|| joined.is_empty().then(|| "every server".into())) {
+    if let Some(alias) =
+        failed_required.or_else(|| joined.is_empty().then(|| "every server".into()))
+    {
         end_sessions(&client, ep, fed, &token_session).await;
         return Err(GatewayError::FederatedServerFailed { server: alias });
     }
@@ -157,19 +171,34 @@ pub async fn initialize(
     });
     let mut result = result;
     let texts = joined.iter().filter_map(|(i, (_, _, r))| {
-        Some((fed.servers.get(*i)?.alias.as_str(), r.get("instructions").and_then(Value::as_str)))
+        Some((
+            fed.servers.get(*i)?.alias.as_str(),
+            r.get("instructions").and_then(Value::as_str),
+        ))
     });
     if let (Some(text), Some(o)) = (merge::instructions(texts), result.as_object_mut()) {
         o.insert("instructions".into(), Value::String(text));
     }
     fed.metrics.sessions.inc();
     let out = json!({"jsonrpc": "2.0", "id": id, "result": result});
-    answer::write(session, ctx, 200, Some(out.to_string().into_bytes()), Some(&token)).await;
+    answer::write(
+        session,
+        ctx,
+        200,
+        Some(out.to_string().into_bytes()),
+        Some(&token),
+    )
+    .await;
     Ok(())
 }
 
 /// Ends the upstream sessions of `fs` (DELETE to each), within the deadline; outcomes logged.
-async fn end_sessions(client: &RequestHeader, ep: &Endpoint, fed: &Federation, fs: &FedSession) -> Vec<Result<(), Fail>> {
+async fn end_sessions(
+    client: &RequestHeader,
+    ep: &Endpoint,
+    fed: &Federation,
+    fs: &FedSession,
+) -> Vec<Result<(), Fail>> {
     let calls = fs.servers.iter().filter_map(|s| {
         let (_, server) = fed.server(&s.alias)?;
         s.session.as_ref()?;
@@ -184,11 +213,18 @@ async fn end_sessions(client: &RequestHeader, ep: &Endpoint, fed: &Federation, f
 }
 
 /// DELETE: every server's session ends; 200 (a server that fails is logged and counted).
-pub async fn delete(session: &mut Session, ctx: &RequestCtx, ep: &Endpoint, fed: &Federation, fs: &FedSession) {
+pub async fn delete(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    ep: &Endpoint,
+    fed: &Federation,
+    fs: &FedSession,
+) {
     let started = Instant::now();
     let client = session.req_header().clone();
     let results = end_sessions(&client, ep, fed, fs).await;
-    fed.metrics.fanout("DELETE", started.elapsed().as_secs_f64());
+    fed.metrics
+        .fanout("DELETE", started.elapsed().as_secs_f64());
     for r in results {
         if let Err(f) = r {
             tracing::warn!(endpoint = %ep.name, reason = f.reason(), "a server's session did not end cleanly");
@@ -207,7 +243,15 @@ async fn post(
     let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
     let h = headers(client, ep, server, Some(s));
     let bytes = serde_json::to_vec(body).map_err(|_| Fail::Invalid)?;
-    let reply = client::send(server, &s.host, http::Method::POST, h, Some(bytes), fed.deadline).await?;
+    let reply = client::send(
+        server,
+        &s.host,
+        http::Method::POST,
+        h,
+        Some(bytes),
+        fed.deadline,
+    )
+    .await?;
     match body.get("id") {
         Some(id) => result_of(&reply, id).map(Some),
         None => Ok(None),
@@ -230,9 +274,14 @@ pub async fn broadcast(
     let started = Instant::now();
     let client = session.req_header().clone();
     let results = join_all(fs.servers.iter().map(|s| post(&client, (ep, fed), s, body))).await;
-    fed.metrics.fanout(if has_result { "other" } else { "notification" }, started.elapsed().as_secs_f64());
+    fed.metrics.fanout(
+        if has_result { "other" } else { "notification" },
+        started.elapsed().as_secs_f64(),
+    );
     if gone(&results) {
-        return Err(GatewayError::SessionNotFound { why: "upstream_session_gone" });
+        return Err(GatewayError::SessionNotFound {
+            why: "upstream_session_gone",
+        });
     }
     for (s, r) in fs.servers.iter().zip(&results) {
         if let (Err(f), Some((i, _))) = (r, fed.server(&s.alias)) {
@@ -260,20 +309,22 @@ pub async fn list(
     let who = identity(ctx);
     let key = merge::list_key(method).ok_or(GatewayError::Internal)?;
     // (server session, its cursor) to ask.
-    let asks: Vec<(&ServerSession, Option<String>)> = match body.pointer("/params/cursor").and_then(Value::as_str) {
-        None => fs.servers.iter().map(|s| (s, None)).collect(),
-        Some(token) => {
-            let c = Cursor::open(&fed.sealer, &ep.path, token, (method, &who), now())
-                .map_err(|why| {
-                    tracing::info!(why = why.as_str(), "list cursor refused");
-                    invalid_params("invalid cursor")
-                })?;
-            c.next
-                .into_iter()
-                .filter_map(|(alias, cur)| Some((fs.server(&alias)?, Some(cur))))
-                .collect()
-        }
-    };
+    let asks: Vec<(&ServerSession, Option<String>)> =
+        match body.pointer("/params/cursor").and_then(Value::as_str) {
+            None => fs.servers.iter().map(|s| (s, None)).collect(),
+            Some(token) => {
+                let c = Cursor::open(&fed.sealer, &ep.path, token, (method, &who), now()).map_err(
+                    |why| {
+                        tracing::info!(why = why.as_str(), "list cursor refused");
+                        invalid_params("invalid cursor")
+                    },
+                )?;
+                c.next
+                    .into_iter()
+                    .filter_map(|(alias, cur)| Some((fs.server(&alias)?, Some(cur))))
+                    .collect()
+            }
+        };
     let client = session.req_header().clone();
     let calls = asks.iter().map(|(s, cursor)| {
         let mut req = json!({"jsonrpc": "2.0", "id": body.get("id").cloned().unwrap_or(json!(0)), "method": method, "params": {}});
@@ -286,12 +337,16 @@ pub async fn list(
     let results = join_all(calls).await;
     fed.metrics.fanout(method, started.elapsed().as_secs_f64());
     if gone(&results) {
-        return Err(GatewayError::SessionNotFound { why: "upstream_session_gone" });
+        return Err(GatewayError::SessionNotFound {
+            why: "upstream_session_gone",
+        });
     }
     let mut items = Vec::new();
     let mut next = Vec::new();
     for ((s, _), r) in asks.iter().zip(results) {
-        let Some((i, server)) = fed.server(&s.alias) else { continue };
+        let Some((i, server)) = fed.server(&s.alias) else {
+            continue;
+        };
         let result = match r {
             Ok(Some(v)) => v,
             Ok(None) => continue,
@@ -300,17 +355,27 @@ pub async fn list(
                 continue;
             }
         };
-        let page: Vec<Value> = result.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+        let page: Vec<Value> = result
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let page: Vec<Value> = page
             .into_iter()
             .filter(|t| {
                 method != "tools/list"
                     || server.tools.as_ref().is_none_or(|p| {
-                        t.get("name").and_then(Value::as_str).is_some_and(|n| p.allows(n, ctx.identity.as_deref()))
+                        t.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| p.allows(n, ctx.identity.as_deref()))
                     })
             })
             .collect();
-        items.extend(merge::expose_items(method, &s.alias, fed.prefix, page).into_iter().map(|v| (i, v)));
+        items.extend(
+            merge::expose_items(method, &s.alias, fed.prefix, page)
+                .into_iter()
+                .map(|v| (i, v)),
+        );
         if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
             next.push((s.alias.clone(), c.to_string()));
         }
@@ -318,7 +383,11 @@ pub async fn list(
     // The endpoint's tool policy, by exposed names, as at call time.
     if method == "tools/list" {
         if let Some(p) = &ep.policies.tools {
-            items.retain(|(_, t)| t.get("name").and_then(Value::as_str).is_some_and(|n| p.allows(n, ctx.identity.as_deref())));
+            items.retain(|(_, t)| {
+                t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| p.allows(n, ctx.identity.as_deref()))
+            });
         }
     }
     if !fed.prefix && (method == "tools/list" || method == "prompts/list") {
@@ -332,7 +401,9 @@ pub async fn list(
             method: method.to_string(),
             next,
         };
-        let token = cursor.seal(&fed.sealer, &ep.path).ok_or(GatewayError::Internal)?;
+        let token = cursor
+            .seal(&fed.sealer, &ep.path)
+            .ok_or(GatewayError::Internal)?;
         result["nextCursor"] = json!(token);
     }
     answer_result(session, ctx, body, result).await;
@@ -359,17 +430,31 @@ fn drop_duplicates(fed: &Federation, items: &mut Vec<(usize, Value)>) {
 }
 
 /// Every name of one list of one server (bounded in pages), as the server names them.
-async fn own_names(client: &RequestHeader, ep: &Endpoint, fed: &Federation, s: &ServerSession, method: &str) -> Result<Vec<String>, Fail> {
+async fn own_names(
+    client: &RequestHeader,
+    ep: &Endpoint,
+    fed: &Federation,
+    s: &ServerSession,
+    method: &str,
+) -> Result<Vec<String>, Fail> {
     let key = merge::list_key(method).ok_or(Fail::Invalid)?;
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_LOOKUP_PAGES {
-        let mut req = json!({"jsonrpc": "2.0", "id": "mcpgate-lookup", "method": method, "params": {}});
+        let mut req =
+            json!({"jsonrpc": "2.0", "id": "mcpgate-lookup", "method": method, "params": {}});
         if let Some(c) = &cursor {
             req["params"]["cursor"] = json!(c);
         }
-        let result = post(client, (ep, fed), s, &req).await?.ok_or(Fail::Invalid)?;
-        for item in result.get(key).and_then(Value::as_array).into_iter().flatten() {
+        let result = post(client, (ep, fed), s, &req)
+            .await?
+            .ok_or(Fail::Invalid)?;
+        for item in result
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = item.get("name").and_then(Value::as_str) {
                 out.push(n.to_string());
             }
@@ -397,8 +482,15 @@ pub async fn resolve_name(
     let ep = ctx.endpoint().ok_or(GatewayError::Internal)?;
     let candidates: Vec<&ServerSession> = if fed.prefix {
         let (alias, rest) = names::split(exposed).ok_or_else(unknown)?;
-        let s = fs.server(alias).filter(|_| fed.server(alias).is_some()).ok_or_else(unknown)?;
+        let s = fs
+            .server(alias)
+            .filter(|_| fed.server(alias).is_some())
+            .ok_or_else(unknown)?;
         let direct = names::expose(alias, rest, true) == exposed;
+        if !names::is_valid(exposed) || (!direct && !names::may_be_shortened(exposed)) {
+            // Not a name the gateway could have exposed: nothing is asked.
+            return Err(unknown());
+        }
         if direct && !names::may_be_shortened(exposed) {
             let (i, _) = fed.server(alias).ok_or_else(unknown)?;
             return Ok((i, rest.to_string()));
@@ -407,17 +499,28 @@ pub async fn resolve_name(
     } else {
         fs.servers.iter().collect()
     };
-    let lookups = join_all(candidates.iter().map(|s| own_names(client, ep, fed, s, method))).await;
+    let lookups = join_all(
+        candidates
+            .iter()
+            .map(|s| own_names(client, ep, fed, s, method)),
+    )
+    .await;
     let mut found = Vec::new();
     for (s, r) in candidates.iter().zip(lookups) {
-        let Some((i, _)) = fed.server(&s.alias) else { continue };
+        let Some((i, _)) = fed.server(&s.alias) else {
+            continue;
+        };
         match r {
             Ok(list) => found.extend(
                 list.into_iter()
                     .filter(|n| names::expose(&s.alias, n, fed.prefix) == exposed)
                     .map(|n| (i, n)),
             ),
-            Err(Fail::Status(404)) => return Err(GatewayError::SessionNotFound { why: "upstream_session_gone" }),
+            Err(Fail::Status(404)) => {
+                return Err(GatewayError::SessionNotFound {
+                    why: "upstream_session_gone",
+                })
+            }
             Err(f) => missing(fed, i, "a name lookup", f),
         }
     }
@@ -427,7 +530,11 @@ pub async fn resolve_name(
             // A name that only looked shortened: it is its own.
             let (alias, rest) = names::split(exposed).ok_or_else(unknown)?;
             let (i, _) = fed.server(alias).ok_or_else(unknown)?;
-            if names::expose(alias, rest, true) == exposed { Ok((i, rest.to_string())) } else { Err(unknown()) }
+            if names::expose(alias, rest, true) == exposed {
+                Ok((i, rest.to_string()))
+            } else {
+                Err(unknown())
+            }
         }
         _ => Err(unknown()),
     }

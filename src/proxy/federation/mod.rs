@@ -9,7 +9,7 @@ pub mod answer;
 pub mod client;
 pub mod fanout;
 
-use super::ctx::RequestCtx;
+use super::ctx::{RequestCtx, Routed};
 use crate::error::GatewayError;
 use crate::mcp::federation::names;
 use crate::mcp::federation::token::{identity_key, Session as FedSession};
@@ -21,25 +21,6 @@ use serde_json::Value;
 
 /// The session header (lower case).
 const SESSION_HEADER: &str = "mcp-session-id";
-
-/// A request relayed to one server of a federated endpoint.
-#[derive(Debug, Clone)]
-pub struct Routed {
-    /// The server's index in the federation.
-    pub server: usize,
-    /// The host that holds the session, when there is one.
-    pub host: Option<usize>,
-    /// The server's own session id.
-    pub session: Option<String>,
-    /// The version negotiated with the server.
-    pub version: Option<String>,
-    /// The body with the server's own name (sent instead of the client's).
-    pub body: Option<Bytes>,
-    /// Its length, for `Content-Length`.
-    pub body_len: usize,
-    /// `Mcp-Name` for the server, when the client sent one.
-    pub mcp_name: Option<String>,
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -72,7 +53,11 @@ pub fn open_session(
     path: &str,
     fed: &Federation,
 ) -> Result<(FedSession, String), GatewayError> {
-    let Some(token) = req.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+    let Some(token) = req
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(GatewayError::InvalidJsonRpc {
             code: -32600,
             message: "a federated endpoint needs the Mcp-Session-Id of an initialize".into(),
@@ -120,7 +105,8 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         }
         None => return Err(GatewayError::BadRequest),
     };
-    let body: Value = serde_json::from_slice(&ctx.body.bytes()).map_err(|_| GatewayError::BadRequest)?;
+    let body: Value =
+        serde_json::from_slice(&ctx.body.bytes()).map_err(|_| GatewayError::BadRequest)?;
     let Some(name) = msg.method.clone() else {
         // Answers to server-to-client requests need merged streams (part 2).
         return Err(GatewayError::InvalidJsonRpc {
@@ -157,8 +143,12 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
             fanout::broadcast(session, ctx, (ep, fed, &fs), &body, false).await?;
             Ok(true)
         }
-        "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe"
-        | "resources/unsubscribe" | "completion/complete" => {
+        "tools/call"
+        | "prompts/get"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "completion/complete" => {
             let routed = route(session.req_header(), ctx, fed, &fs, &name, body).await?;
             fed.metrics.routed(routed.server);
             ctx.routed = Some(routed);
@@ -196,8 +186,8 @@ async fn route(
         .ok_or_else(|| invalid_params("the call names no tool, prompt or resource"))?
         .to_string();
     let (server, own) = if pointer.ends_with("uri") {
-        let (alias, own) = names::split_uri(&exposed)
-            .ok_or_else(|| invalid_params("unknown resource URI"))?;
+        let (alias, own) =
+            names::split_uri(&exposed).ok_or_else(|| invalid_params("unknown resource URI"))?;
         let (i, _) = fed
             .server(alias)
             .filter(|_| fs.server(alias).is_some())
@@ -228,18 +218,16 @@ async fn route(
     }
     let bytes = serde_json::to_vec(&body).map_err(|_| GatewayError::Internal)?;
     let in_session = fs.server(&srv.alias);
-    let host = match in_session {
-        Some(s) => Some(srv.backend.host_by_url(&s.host).ok_or(
-            GatewayError::SessionNotFound {
-                why: "session_host_gone",
-            },
-        )?),
-        None => return Err(invalid_params("that server is not part of this session")),
-    };
-    let mcp_name = req
-        .headers
-        .get("mcp-name")
-        .map(|_| own.clone());
+    let host =
+        match in_session {
+            Some(s) => Some(srv.backend.host_by_url(&s.host).ok_or(
+                GatewayError::SessionNotFound {
+                    why: "session_host_gone",
+                },
+            )?),
+            None => return Err(invalid_params("that server is not part of this session")),
+        };
+    let mcp_name = req.headers.get("mcp-name").map(|_| own.clone());
     Ok(Routed {
         server,
         host,
