@@ -627,6 +627,25 @@ async fn refused_tokens_and_names_reach_no_server() {
         "refused requests reached the server: {:?}",
         c.methods()
     );
+    // A well-formed name the server does not list: the gateway lists the server again, finds
+    // nothing and refuses; no call reaches the server.
+    let calls = |c: &Scripted| c.methods().iter().filter(|m| *m == "tools/call").count();
+    let calls_before = calls(&c);
+    for (id, name) in [(41, "c_nosuch"), (42, "c_second2")] {
+        let (status, _, r) = rpc(&gw, Some(&sid), &alice, call(id, name)).await;
+        assert_eq!(
+            (status, r["id"].clone(), r["error"]["code"].clone()),
+            (400, json!(id), json!(-32602)),
+            "{r}"
+        );
+    }
+    assert_eq!(calls(&c), calls_before, "{:?}", c.methods());
+    assert!(
+        c.methods()[before..].iter().all(|m| m == "tools/list"),
+        "{:?}",
+        c.methods()
+    );
+    let before = c.count();
     // Expired.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, _, r) = rpc(&gw, Some(&sid), &alice, call(50, "c_second")).await;
@@ -731,4 +750,58 @@ endpoints:
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/examples/federation.yaml");
     let (code, out, err) = crate::support::run_cli(&["-c", example, "-t"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_call_streams_its_progress_live() {
+    use futures::StreamExt as _;
+    let (a, _da) = demo().await;
+    let gw = Gateway::start(&config(&[("a", a, true)], ""));
+    let sid = start_session(&gw, &[]).await;
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "a_slow_count",
+        "arguments": {"count": 3, "interval_ms": 500}, "_meta": {"progressToken": "tok"}}});
+    let resp = reqwest::Client::new()
+        .post(gw.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body.to_string())
+        .timeout(WAIT)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers().get("mcp-session-id").is_none(),
+        "the server's own id stays hidden"
+    );
+    assert!(resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .starts_with("text/event-stream"));
+    let started = std::time::Instant::now();
+    let mut first_progress = None;
+    let mut text = String::new();
+    let mut stream = resp.bytes_stream();
+    while let Ok(Some(chunk)) = tokio::time::timeout(WAIT, stream.next()).await {
+        let chunk = chunk.expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if first_progress.is_none() && text.contains("notifications/progress") {
+            first_progress = Some(started.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    assert_eq!(text.matches("notifications/progress").count(), 3, "{text}");
+    assert!(
+        text.contains("counted to 3") && text.contains("\"id\":9"),
+        "{text}"
+    );
+    let first = first_progress.expect("a progress event");
+    assert!(
+        total - first >= Duration::from_millis(400),
+        "progress arrived live: first {first:?}, end {total:?}"
+    );
 }

@@ -114,6 +114,8 @@ pub struct Federation {
     pub sealer: Sealer,
     /// Metric children.
     pub metrics: FederationMetrics,
+    /// The servers' own tool and prompt names, as last listed (see `proxy::federation::resolve`).
+    pub names: pingora_memory_cache::MemoryCache<u64, std::sync::Arc<Vec<String>>>,
 }
 
 impl Federation {
@@ -188,6 +190,7 @@ pub fn compile(
         deadline: dur(&settings.deadline, Duration::from_secs(10)),
         session_ttl: dur(&settings.session_ttl, Duration::from_secs(24 * 3600)),
         sealer: sealer.clone(),
+        names: pingora_memory_cache::MemoryCache::new(64 * servers.len().max(1)),
     })
 }
 

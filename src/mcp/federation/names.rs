@@ -3,8 +3,8 @@
 //! `^[A-Za-z0-9_-]{1,64}$` (the spec allows 128 characters and `.`; LLM APIs do not): a longer
 //! name, or one with other characters, is shortened deterministically to its valid head plus
 //! `-` and 8 hex digits of a SHA-256 of the whole name, so every instance of a fleet computes
-//! the same name. A shortened name cannot be split back: the gateway finds its original in the
-//! server's list. Resource URIs are `{alias}+{uri}` (a valid URI scheme, split at the first `+`).
+//! the same name. A shortened name cannot be split back: the gateway finds every name in the
+//! server's list before routing a call. Resource URIs are `{alias}+{uri}` (a valid URI scheme, split at the first `+`).
 
 use sha2::{Digest, Sha256};
 
@@ -43,17 +43,6 @@ pub fn expose(alias: &str, name: &str, prefix: bool) -> String {
         .take(MAX_NAME - HASH_HEX - 1)
         .collect();
     format!("{head}-{hash}")
-}
-
-/// Whether `exposed` may be a shortened name (ends in `-` and 8 lowercase hex digits): its
-/// original must then be looked up in the server's list.
-pub fn may_be_shortened(exposed: &str) -> bool {
-    let b = exposed.as_bytes();
-    b.len() > HASH_HEX
-        && b[b.len() - HASH_HEX - 1] == b'-'
-        && b[b.len() - HASH_HEX..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 /// Splits a prefixed exposed name into its alias and the rest (the server's name, unless the
@@ -102,7 +91,6 @@ mod tests {
         assert_eq!(a.len(), MAX_NAME, "{a}");
         assert!(is_valid(&a));
         assert!(a.starts_with("demo_ttt"));
-        assert!(may_be_shortened(&a));
         assert_eq!(a, expose("demo", &long, true), "deterministic");
         // Another name with the same head gets another hash.
         let other = format!("{}u", "t".repeat(99));
@@ -124,15 +112,6 @@ mod tests {
         // Unprefixed names obey the same rule.
         let u = expose("demo", &long, false);
         assert!(is_valid(&u) && u.len() == MAX_NAME);
-    }
-
-    #[test]
-    fn shortened_looking_names() {
-        assert!(may_be_shortened("a_b-0123abcd"));
-        assert!(!may_be_shortened("a_b-0123ABCD"));
-        assert!(!may_be_shortened("a_b_0123abcd"));
-        assert!(!may_be_shortened("a_echo"));
-        assert!(!may_be_shortened("-0123abc"));
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! Requests a federated endpoint answers itself, asking its servers in parallel, each within the
 //! fan-out deadline: initialize (a session on every server, merged answer, sealed session id),
 //! the lists (merged pages, a sealed composite cursor), notifications and `logging/setLevel`
-//! (to every server), DELETE (every upstream session ends), and name lookups for calls.
+//! (to every server), DELETE (every upstream session ends).
 
 use super::client::{self, Fail, Reply};
 use super::{answer, identity, invalid_params, now};
 use crate::error::GatewayError;
 use crate::mcp::federation::merge;
-use crate::mcp::federation::names;
 use crate::mcp::federation::token::{Cursor, ServerSession, Session as FedSession};
 use crate::proxy::ctx::RequestCtx;
 use crate::runtime::federation::{Federation, Server};
@@ -18,9 +17,6 @@ use pingora::http::RequestHeader;
 use pingora::prelude::Session;
 use serde_json::{json, Value};
 use std::time::Instant;
-
-/// Pages read from one server when looking a name up.
-const MAX_LOOKUP_PAGES: usize = 20;
 
 /// The headers of a fan-out request to `server`: the endpoint's and the server's header
 /// modifiers (over the client's request), then the server's session id and version.
@@ -54,7 +50,7 @@ fn result_of(reply: &Reply, id: &Value) -> Result<Value, Fail> {
 }
 
 /// Logs and counts a server missing from an answer.
-fn missing(fed: &Federation, i: usize, what: &str, fail: Fail) {
+pub(super) fn missing(fed: &Federation, i: usize, what: &str, fail: Fail) {
     let alias = fed.servers.get(i).map_or("", |s| s.alias.as_str());
     tracing::warn!(server = alias, reason = fail.reason(), status = ?match fail { Fail::Status(s) => Some(s), _ => None }, "federated server left out of {what}");
     fed.metrics.missing(i, fail.reason());
@@ -234,7 +230,7 @@ pub async fn delete(
 }
 
 /// One JSON-RPC POST to a server of the session; `Ok(None)` for an accepted notification.
-async fn post(
+pub(super) async fn post(
     client: &RequestHeader,
     (ep, fed): (&Endpoint, &Federation),
     s: &ServerSession,
@@ -376,8 +372,13 @@ pub async fn list(
                 .into_iter()
                 .map(|v| (i, v)),
         );
-        if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
-            next.push((s.alias.clone(), c.to_string()));
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(c) => next.push((s.alias.clone(), c.to_string())),
+            // The server's whole list in one page: its names route calls (`resolve.rs`).
+            None if cursor_of(&asks, &s.alias).is_none() => {
+                super::resolve::remember(fed, i, method, &result);
+            }
+            None => {}
         }
     }
     // The endpoint's tool policy, by exposed names, as at call time.
@@ -410,6 +411,12 @@ pub async fn list(
     Ok(())
 }
 
+fn cursor_of<'a>(asks: &'a [(&ServerSession, Option<String>)], alias: &str) -> Option<&'a str> {
+    asks.iter()
+        .find(|(s, _)| s.alias == alias)
+        .and_then(|(_, c)| c.as_deref())
+}
+
 /// Unprefixed names two servers share are left out (neither could be called by that name).
 fn drop_duplicates(fed: &Federation, items: &mut Vec<(usize, Value)>) {
     let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
@@ -427,115 +434,4 @@ fn drop_duplicates(fed: &Federation, items: &mut Vec<(usize, Value)>) {
         }
         !dup
     });
-}
-
-/// Every name of one list of one server (bounded in pages), as the server names them.
-async fn own_names(
-    client: &RequestHeader,
-    ep: &Endpoint,
-    fed: &Federation,
-    s: &ServerSession,
-    method: &str,
-) -> Result<Vec<String>, Fail> {
-    let key = merge::list_key(method).ok_or(Fail::Invalid)?;
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_LOOKUP_PAGES {
-        let mut req =
-            json!({"jsonrpc": "2.0", "id": "mcpgate-lookup", "method": method, "params": {}});
-        if let Some(c) = &cursor {
-            req["params"]["cursor"] = json!(c);
-        }
-        let result = post(client, (ep, fed), s, &req)
-            .await?
-            .ok_or(Fail::Invalid)?;
-        for item in result
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = item.get("name").and_then(Value::as_str) {
-                out.push(n.to_string());
-            }
-        }
-        match result.get("nextCursor").and_then(Value::as_str) {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
-    Ok(out)
-}
-
-/// The server and own name of an exposed tool or prompt name. A prefixed name splits at its
-/// first `_`; a shortened one (or any name when prefixing is off) is found in the servers'
-/// lists. -32602 when no server of the session has it.
-pub async fn resolve_name(
-    client: &RequestHeader,
-    ctx: &RequestCtx,
-    fed: &Federation,
-    fs: &FedSession,
-    method: &str,
-    exposed: &str,
-) -> Result<(usize, String), GatewayError> {
-    let unknown = || invalid_params("unknown tool or prompt name");
-    let ep = ctx.endpoint().ok_or(GatewayError::Internal)?;
-    let candidates: Vec<&ServerSession> = if fed.prefix {
-        let (alias, rest) = names::split(exposed).ok_or_else(unknown)?;
-        let s = fs
-            .server(alias)
-            .filter(|_| fed.server(alias).is_some())
-            .ok_or_else(unknown)?;
-        let direct = names::expose(alias, rest, true) == exposed;
-        if !names::is_valid(exposed) || (!direct && !names::may_be_shortened(exposed)) {
-            // Not a name the gateway could have exposed: nothing is asked.
-            return Err(unknown());
-        }
-        if direct && !names::may_be_shortened(exposed) {
-            let (i, _) = fed.server(alias).ok_or_else(unknown)?;
-            return Ok((i, rest.to_string()));
-        }
-        vec![s]
-    } else {
-        fs.servers.iter().collect()
-    };
-    let lookups = join_all(
-        candidates
-            .iter()
-            .map(|s| own_names(client, ep, fed, s, method)),
-    )
-    .await;
-    let mut found = Vec::new();
-    for (s, r) in candidates.iter().zip(lookups) {
-        let Some((i, _)) = fed.server(&s.alias) else {
-            continue;
-        };
-        match r {
-            Ok(list) => found.extend(
-                list.into_iter()
-                    .filter(|n| names::expose(&s.alias, n, fed.prefix) == exposed)
-                    .map(|n| (i, n)),
-            ),
-            Err(Fail::Status(404)) => {
-                return Err(GatewayError::SessionNotFound {
-                    why: "upstream_session_gone",
-                })
-            }
-            Err(f) => missing(fed, i, "a name lookup", f),
-        }
-    }
-    match found.len() {
-        1 => found.pop().ok_or_else(unknown),
-        0 if fed.prefix => {
-            // A name that only looked shortened: it is its own.
-            let (alias, rest) = names::split(exposed).ok_or_else(unknown)?;
-            let (i, _) = fed.server(alias).ok_or_else(unknown)?;
-            if names::expose(alias, rest, true) == exposed {
-                Ok((i, rest.to_string()))
-            } else {
-                Err(unknown())
-            }
-        }
-        _ => Err(unknown()),
-    }
 }

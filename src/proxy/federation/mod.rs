@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod client;
 pub mod fanout;
+pub mod resolve;
 
 use super::ctx::{RequestCtx, Routed};
 use crate::error::GatewayError;
@@ -199,7 +200,7 @@ async fn route(
         } else {
             "prompts/list"
         };
-        fanout::resolve_name(req, ctx, fed, fs, list, &exposed).await?
+        resolve::resolve_name(req, ctx, fed, fs, list, &exposed).await?
     };
     let Some(srv) = fed.servers.get(server) else {
         return Err(GatewayError::Internal);
