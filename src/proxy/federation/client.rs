@@ -1,9 +1,14 @@
 //! The fan-out client: one JSON-RPC POST (or a DELETE) to one server of a federated endpoint,
 //! with that server's headers, within the fan-out deadline, its answer read whole (bounded).
 
-use crate::runtime::federation::Server;
+use crate::mcp::federation::merge;
+use crate::mcp::federation::token::ServerSession;
+use crate::runtime::federation::{Federation, Server};
+use crate::runtime::snapshot::Endpoint;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue};
+use pingora::http::RequestHeader;
+use serde_json::Value;
 use std::time::Duration;
 
 /// The most of a fan-out answer the gateway reads (lists of many tools fit).
@@ -114,4 +119,67 @@ pub async fn send(
     tokio::time::timeout(deadline, exchange)
         .await
         .map_err(|_| Fail::Timeout)?
+}
+
+/// The headers of a fan-out request to `server`: the endpoint's and the server's header
+/// modifiers (over the client's request), then the server's session id and version.
+pub fn headers(
+    client: &RequestHeader,
+    ep: &Endpoint,
+    server: &Server,
+    in_session: Option<&ServerSession>,
+) -> HeaderMap {
+    let mut h = RequestHeader::build("POST", b"/", None).map(|mut h| {
+        let _ = ep.policies.request_headers.apply_request(client, &mut h);
+        let _ = server.request_headers.apply_request(client, &mut h);
+        h.headers.clone()
+    });
+    let mut map = h.as_mut().map(std::mem::take).unwrap_or_default();
+    if let Some(s) = in_session {
+        if let Some(id) = s.session.as_deref().and_then(|v| v.parse().ok()) {
+            map.insert("mcp-session-id", id);
+        }
+        if let Ok(v) = s.version.parse() {
+            map.insert("mcp-protocol-version", v);
+        }
+    }
+    map
+}
+
+/// Reads the JSON-RPC result of a reply (an error object is an invalid answer here).
+pub fn result_of(reply: &Reply, id: &Value) -> Result<Value, Fail> {
+    let msg = merge::find_response(&reply.content_type, &reply.body, id).ok_or(Fail::Invalid)?;
+    msg.get("result").cloned().ok_or(Fail::Invalid)
+}
+
+/// Logs and counts a server missing from an answer.
+pub fn missing(fed: &Federation, i: usize, what: &str, fail: Fail) {
+    let alias = fed.servers.get(i).map_or("", |s| s.alias.as_str());
+    tracing::warn!(server = alias, reason = fail.reason(), status = ?match fail { Fail::Status(s) => Some(s), _ => None }, "federated server left out of {what}");
+    fed.metrics.missing(i, fail.reason());
+}
+
+/// One JSON-RPC POST to a server of the session; `Ok(None)` for an accepted notification.
+pub async fn post(
+    client: &RequestHeader,
+    (ep, fed): (&Endpoint, &Federation),
+    s: &ServerSession,
+    body: &Value,
+) -> Result<Option<Value>, Fail> {
+    let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
+    let h = headers(client, ep, server, Some(s));
+    let bytes = serde_json::to_vec(body).map_err(|_| Fail::Invalid)?;
+    let reply = send(
+        server,
+        &s.host,
+        http::Method::POST,
+        h,
+        Some(bytes),
+        fed.deadline,
+    )
+    .await?;
+    match body.get("id") {
+        Some(id) => result_of(&reply, id).map(Some),
+        None => Ok(None),
+    }
 }

@@ -3,58 +3,19 @@
 //! the lists (merged pages, a sealed composite cursor), notifications and `logging/setLevel`
 //! (to every server), DELETE (every upstream session ends).
 
-use super::client::{self, Fail, Reply};
+use super::client::{self, headers, missing, post, result_of, Fail};
 use super::{answer, identity, invalid_params, now};
 use crate::error::GatewayError;
 use crate::mcp::federation::merge;
 use crate::mcp::federation::token::{Cursor, ServerSession, Session as FedSession};
 use crate::proxy::ctx::RequestCtx;
-use crate::runtime::federation::{Federation, Server};
+use crate::runtime::federation::Federation;
 use crate::runtime::snapshot::Endpoint;
 use futures::future::join_all;
-use http::header::HeaderMap;
 use pingora::http::RequestHeader;
 use pingora::prelude::Session;
 use serde_json::{json, Value};
 use std::time::Instant;
-
-/// The headers of a fan-out request to `server`: the endpoint's and the server's header
-/// modifiers (over the client's request), then the server's session id and version.
-fn headers(
-    client: &RequestHeader,
-    ep: &Endpoint,
-    server: &Server,
-    in_session: Option<&ServerSession>,
-) -> HeaderMap {
-    let mut h = RequestHeader::build("POST", b"/", None).map(|mut h| {
-        let _ = ep.policies.request_headers.apply_request(client, &mut h);
-        let _ = server.request_headers.apply_request(client, &mut h);
-        h.headers.clone()
-    });
-    let mut map = h.as_mut().map(std::mem::take).unwrap_or_default();
-    if let Some(s) = in_session {
-        if let Some(id) = s.session.as_deref().and_then(|v| v.parse().ok()) {
-            map.insert("mcp-session-id", id);
-        }
-        if let Ok(v) = s.version.parse() {
-            map.insert("mcp-protocol-version", v);
-        }
-    }
-    map
-}
-
-/// Reads the JSON-RPC result of a reply (an error object is an invalid answer here).
-fn result_of(reply: &Reply, id: &Value) -> Result<Value, Fail> {
-    let msg = merge::find_response(&reply.content_type, &reply.body, id).ok_or(Fail::Invalid)?;
-    msg.get("result").cloned().ok_or(Fail::Invalid)
-}
-
-/// Logs and counts a server missing from an answer.
-pub(super) fn missing(fed: &Federation, i: usize, what: &str, fail: Fail) {
-    let alias = fed.servers.get(i).map_or("", |s| s.alias.as_str());
-    tracing::warn!(server = alias, reason = fail.reason(), status = ?match fail { Fail::Status(s) => Some(s), _ => None }, "federated server left out of {what}");
-    fed.metrics.missing(i, fail.reason());
-}
 
 /// Answers `{"result": result}` to the request in `body`.
 pub async fn answer_result(session: &mut Session, ctx: &RequestCtx, body: &Value, result: Value) {
@@ -227,31 +188,6 @@ pub async fn delete(
         }
     }
     answer::write(session, ctx, 200, None, None).await;
-}
-
-/// One JSON-RPC POST to a server of the session; `Ok(None)` for an accepted notification.
-pub(super) async fn post(
-    client: &RequestHeader,
-    (ep, fed): (&Endpoint, &Federation),
-    s: &ServerSession,
-    body: &Value,
-) -> Result<Option<Value>, Fail> {
-    let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
-    let h = headers(client, ep, server, Some(s));
-    let bytes = serde_json::to_vec(body).map_err(|_| Fail::Invalid)?;
-    let reply = client::send(
-        server,
-        &s.host,
-        http::Method::POST,
-        h,
-        Some(bytes),
-        fed.deadline,
-    )
-    .await?;
-    match body.get("id") {
-        Some(id) => result_of(&reply, id).map(Some),
-        None => Ok(None),
-    }
 }
 
 /// A server that answered 404 for its session: the whole session is gone.

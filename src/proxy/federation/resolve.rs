@@ -4,7 +4,7 @@
 //! (`Federation::names`): a miss lists the server again before refusing, so every instance of a
 //! fleet routes alike without sharing anything.
 
-use super::fanout::{missing, post};
+use super::client::{missing, post};
 use super::invalid_params;
 use crate::error::GatewayError;
 use crate::mcp::federation::merge;
