@@ -3,6 +3,7 @@
 //! the rmcp client and raw JSON-RPC; two gateways sharing a key. Faults are in `faults.rs`.
 
 mod faults;
+mod peers;
 
 use crate::support::{metric_value, Gateway};
 use axum::body::{Body, Bytes};
