@@ -94,7 +94,8 @@ pub mod names {
     pub const TOOL_CHANGES: &str = "mcpgate_tool_definition_changes_total";
     /// Filtered answers refused as unreadable, by endpoint and reason.
     pub const FILTER_REFUSED: &str = "mcpgate_response_filter_refused_total";
-    /// MCP requests by endpoint, MCP method, tool and outcome.
+    /// MCP requests by endpoint, MCP method, tool, outcome and federated server (`""` when the
+    /// endpoint has one backend, or the request fanned out).
     pub const MCP_REQUESTS: &str = "mcpgate_mcp_requests_total";
     /// Duration of tool calls by endpoint and tool.
     pub const TOOL_DURATION: &str = "mcpgate_tool_call_duration_seconds";
@@ -286,7 +287,7 @@ impl Metrics {
             mcp_requests: register_int_counter_vec!(
                 MCP_REQUESTS,
                 "MCP messages by endpoint, MCP method, tool (configured or seen in tools/list, else other) and outcome.",
-                &["endpoint", "mcp_method", "tool", "outcome"]
+                &["endpoint", "mcp_method", "tool", "outcome", "server"]
             )
             .expect("register"),
             tool_duration: register_histogram_vec!(
@@ -445,9 +446,16 @@ impl Metrics {
     }
 
     /// Counts one MCP message (labels already bounded by the caller).
-    pub fn mcp_request(&self, endpoint: &str, method: &str, tool: &str, outcome: &str) {
+    pub fn mcp_request(
+        &self,
+        endpoint: &str,
+        method: &str,
+        tool: &str,
+        outcome: &str,
+        server: &str,
+    ) {
         self.mcp_requests
-            .with_label_values(&[endpoint, method, tool, outcome])
+            .with_label_values(&[endpoint, method, tool, outcome, server])
             .inc();
     }
 

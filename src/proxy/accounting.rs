@@ -134,6 +134,7 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         upstream_ttfb_ms: ctx.upstream_ttfb.map(|t| t.as_secs_f64() * 1000.0),
         upstream: host.map(|h| h.url.clone()),
+        server: routed_alias(ctx).map(str::to_string),
         bytes_in,
         bytes_out,
         sse: ctx.sse,
@@ -144,6 +145,13 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
             .map(str::to_string),
         error: error.map(|e| e.into_owned()),
     });
+}
+
+/// The alias of the federated server a request was routed to.
+fn routed_alias(ctx: &RequestCtx) -> Option<&str> {
+    let server = ctx.routed.as_ref()?.server;
+    let fed = ctx.endpoint()?.federation.as_ref()?;
+    fed.servers.get(server).map(|s| s.alias.as_str())
 }
 
 /// The outcome label of a request.
@@ -210,7 +218,13 @@ fn record_mcp(ctx: &RequestCtx, status: u16) {
             }
         }
         let tool = msg.tool().map(|t| registry.label(t)).unwrap_or("");
-        m.mcp_request(&ep.name, method, tool, outcome);
+        m.mcp_request(
+            &ep.name,
+            method,
+            tool,
+            outcome,
+            routed_alias(ctx).unwrap_or(""),
+        );
         if method == "tools/call" && ctx.upstream_sent.is_some() {
             m.tool_call(&ep.name, tool, ctx.started.elapsed().as_secs_f64());
         }

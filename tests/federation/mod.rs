@@ -497,6 +497,34 @@ async fn two_gateways_with_one_key_serve_one_session() {
         3.0,
         "three sessions started on g1 (two while checking versions)"
     );
+    // The routed calls carry their server's alias, in the metrics and the access log.
+    assert_eq!(
+        metric_value(
+            &m,
+            "mcpgate_mcp_requests_total",
+            &[("mcp_method", "tools/call"), ("server", "a")]
+        ),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "mcpgate_mcp_requests_total",
+            &[("mcp_method", "tools/list"), ("server", "")]
+        ),
+        1.0,
+        "a fan-out names no server: {m}"
+    );
+    let log = g1.access_log_when(7).await;
+    let routed: Vec<&Value> = log.iter().filter(|l| l.get("server").is_some()).collect();
+    assert_eq!(routed.len(), 2, "{log:?}");
+    assert!(
+        routed
+            .iter()
+            .all(|l| l["server"] == "a" && l["status"] == 200),
+        "{routed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
