@@ -183,6 +183,15 @@ async fn a_lost_upstream_session_ends_the_session() {
         (404, json!(5), json!(-32001)),
         "{r}"
     );
+    // A call routed to that server: 404 too, and the client is told to start over.
+    let (status, _, r) = rpc(
+        &gw,
+        Some(&sid),
+        &[],
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "c_second"}}),
+    )
+    .await;
+    assert_eq!(status, 404, "{r}");
     // The client recovers by initializing again.
     c.gone.store(false, Ordering::SeqCst);
     let sid2 = start_session(&gw, &[]).await;
