@@ -146,6 +146,12 @@ pub enum GatewayError {
         /// Why, for logs and metrics.
         why: &'static str,
     },
+    /// A required server of a federated endpoint failed at initialize (502).
+    #[error("the required MCP server {server:?} did not initialize")]
+    FederatedServerFailed {
+        /// The server's alias (from the config).
+        server: String,
+    },
     /// Anything else.
     #[error("internal gateway error")]
     Internal,
@@ -184,6 +190,7 @@ impl GatewayError {
             GatewayError::BodyTimeout => 408,
             GatewayError::BodyNotAllowed => 400,
             GatewayError::Internal => 500,
+            GatewayError::FederatedServerFailed { .. } => 502,
             GatewayError::UnreadableAnswer { .. } => 502,
         }
     }
@@ -221,6 +228,7 @@ impl GatewayError {
             GatewayError::BodyTimeout => "body_timeout",
             GatewayError::BodyNotAllowed => "body_not_allowed",
             GatewayError::Internal => "internal_error",
+            GatewayError::FederatedServerFailed { .. } => "federated_server_failed",
             GatewayError::UnreadableAnswer { .. } => "unreadable_answer",
         }
     }
@@ -237,6 +245,9 @@ impl GatewayError {
                 message,
             } => format!("{}: {message}", self.reason()),
             GatewayError::HeaderMismatch(why) => format!("header_mismatch: {why}"),
+            GatewayError::FederatedServerFailed { server } => {
+                format!("federated_server_failed: {server}")
+            }
             GatewayError::ConcurrencyLimited { limit, .. }
             | GatewayError::LimitKeyMissing { limit, .. } => {
                 format!("{}: {limit}", self.reason())

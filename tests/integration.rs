@@ -16,6 +16,7 @@ mod circuit_breaker;
 mod cli;
 mod demo;
 mod errors;
+mod federation;
 mod http1;
 mod krakend;
 mod limits;

@@ -1,6 +1,7 @@
 //! MCP and JSON-RPC awareness.
 
 pub mod attribution;
+pub mod federation;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod response;

@@ -164,6 +164,64 @@ impl Sealer {
     }
 }
 
+/// Prefix of the versioned, key-identified format (federated sessions and cursors).
+const BLOB_PREFIX: &str = "f1.";
+const KEY_ID: usize = 4;
+
+fn key_id(key: &[u8; 32]) -> [u8; KEY_ID] {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key);
+    [d[0], d[1], d[2], d[3]]
+}
+
+impl Sealer {
+    /// Seals `plain` with `aad` bound, in the versioned format `f1.` + base64url(key id (4) ‖
+    /// nonce ‖ ciphertext ‖ tag): the key id tells which key of a rotation opens it. `None`
+    /// when the result would be longer than [`MAX_TOKEN`].
+    pub fn seal_blob(&self, aad: &[u8], plain: &[u8]) -> Option<String> {
+        let key = self.keys.first()?;
+        let mut nonce = [0u8; NONCE];
+        getrandom::fill(&mut nonce).ok()?;
+        let mut tag = [0u8; TAG];
+        let sealed = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            key,
+            Some(&nonce),
+            aad,
+            plain,
+            &mut tag,
+        )
+        .ok()?;
+        let mut raw = Vec::with_capacity(KEY_ID + NONCE + sealed.len() + TAG);
+        raw.extend_from_slice(&key_id(key));
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        raw.extend_from_slice(&tag);
+        let mut out = String::from(BLOB_PREFIX);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
+        (out.len() <= MAX_TOKEN).then_some(out)
+    }
+
+    /// Opens a [`Sealer::seal_blob`] token with the key its id names; `None` when it does not
+    /// open (unknown key, other `aad`, tampered, other format).
+    pub fn open_blob(&self, aad: &[u8], token: &str) -> Option<Vec<u8>> {
+        if token.len() > MAX_TOKEN {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.strip_prefix(BLOB_PREFIX)?)
+            .ok()?;
+        if raw.len() < KEY_ID + NONCE + TAG {
+            return None;
+        }
+        let (kid, rest) = raw.split_at(KEY_ID);
+        let (nonce, rest) = rest.split_at(NONCE);
+        let (sealed, tag) = rest.split_at(rest.len() - TAG);
+        let key = self.keys.iter().find(|k| key_id(k) == kid)?;
+        decrypt_aead(Cipher::aes_256_gcm(), key, Some(nonce), aad, sealed, tag).ok()
+    }
+}
+
 /// The key of this process when none is configured (made once, kept across reloads).
 fn random_process_key() -> &'static [u8; 32] {
     static KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
@@ -259,6 +317,24 @@ mod tests {
         ] {
             assert_eq!(s.open("/mcp", bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn blobs_carry_a_key_id_and_bind_their_data() {
+        let s = sealer(K1, &[]);
+        let t = s.seal_blob(b"aad", b"hello").unwrap_or_default();
+        assert!(t.starts_with("f1."));
+        assert_eq!(s.open_blob(b"aad", &t).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(s.open_blob(b"other", &t), None);
+        assert!(s.open("/mcp", &t).is_none(), "not a pinning token");
+        // Rotation: the new key's sealer opens the old key's blob by its id.
+        assert!(sealer(K2, &[K1]).open_blob(b"aad", &t).is_some());
+        assert!(sealer(K2, &[]).open_blob(b"aad", &t).is_none());
+        let mut b = t.into_bytes();
+        let i = b.len() - 3;
+        b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(b).unwrap_or_default();
+        assert_eq!(s.open_blob(b"aad", &tampered), None);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct AccessRecord {
     pub upstream_ttfb_ms: Option<f64>,
     /// Upstream host URL.
     pub upstream: Option<String>,
+    /// On a federated endpoint, the alias of the server a call was routed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// Request body bytes.
     pub bytes_in: usize,
     /// Response body bytes.

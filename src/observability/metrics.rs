@@ -94,7 +94,8 @@ pub mod names {
     pub const TOOL_CHANGES: &str = "mcpgate_tool_definition_changes_total";
     /// Filtered answers refused as unreadable, by endpoint and reason.
     pub const FILTER_REFUSED: &str = "mcpgate_response_filter_refused_total";
-    /// MCP requests by endpoint, MCP method, tool and outcome.
+    /// MCP requests by endpoint, MCP method, tool, outcome and federated server (`""` when the
+    /// endpoint has one backend, or the request fanned out).
     pub const MCP_REQUESTS: &str = "mcpgate_mcp_requests_total";
     /// Duration of tool calls by endpoint and tool.
     pub const TOOL_DURATION: &str = "mcpgate_tool_call_duration_seconds";
@@ -114,6 +115,14 @@ pub mod names {
     pub const BUILD_INFO: &str = "mcpgate_build_info";
     /// Config generation in use.
     pub const CONFIG_GENERATION: &str = "mcpgate_config_generation";
+    /// Federated fan-out requests (initialize, lists, ping, DELETE) by endpoint and method.
+    pub const FEDERATION_FANOUT: &str = "mcpgate_federation_fanout_duration_seconds";
+    /// Servers left out of a federated session or answer, by endpoint, server and reason.
+    pub const FEDERATION_MISSING: &str = "mcpgate_federation_servers_missing_total";
+    /// Federated sessions started, by endpoint.
+    pub const FEDERATION_SESSIONS: &str = "mcpgate_federation_sessions_total";
+    /// Federated requests routed to one server, by endpoint and server.
+    pub const FEDERATION_ROUTED: &str = "mcpgate_federation_routed_requests_total";
 }
 
 const REDIS_BUCKETS: &[f64] = &[
@@ -278,7 +287,7 @@ impl Metrics {
             mcp_requests: register_int_counter_vec!(
                 MCP_REQUESTS,
                 "MCP messages by endpoint, MCP method, tool (configured or seen in tools/list, else other) and outcome.",
-                &["endpoint", "mcp_method", "tool", "outcome"]
+                &["endpoint", "mcp_method", "tool", "outcome", "server"]
             )
             .expect("register"),
             tool_duration: register_histogram_vec!(
@@ -437,9 +446,16 @@ impl Metrics {
     }
 
     /// Counts one MCP message (labels already bounded by the caller).
-    pub fn mcp_request(&self, endpoint: &str, method: &str, tool: &str, outcome: &str) {
+    pub fn mcp_request(
+        &self,
+        endpoint: &str,
+        method: &str,
+        tool: &str,
+        outcome: &str,
+        server: &str,
+    ) {
         self.mcp_requests
-            .with_label_values(&[endpoint, method, tool, outcome])
+            .with_label_values(&[endpoint, method, tool, outcome, server])
             .inc();
     }
 

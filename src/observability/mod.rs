@@ -1,6 +1,7 @@
 //! Metrics, the access log and process logging.
 
 pub mod access_log;
+pub mod federation_metrics;
 pub mod mcp;
 pub mod metrics;
 pub mod otel;

@@ -90,7 +90,15 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         em.open_streams.dec();
         ctx.stream_counted = false;
     }
-    let host = endpoint.and_then(|ep| ep.backend.hosts.get(ctx.host?));
+    let backend = match (endpoint, &ctx.routed) {
+        (Some(ep), Some(r)) => ep
+            .federation
+            .as_ref()
+            .and_then(|f| f.servers.get(r.server))
+            .map(|s| &s.backend),
+        (ep, _) => ep.map(|ep| &ep.backend),
+    };
+    let host = backend.and_then(|b| b.hosts.get(ctx.host?));
     if let Some(span) = ctx.span.take() {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         // What inspection read; else what the client's MCP headers claim (2026-07-28).
@@ -126,6 +134,7 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         upstream_ttfb_ms: ctx.upstream_ttfb.map(|t| t.as_secs_f64() * 1000.0),
         upstream: host.map(|h| h.url.clone()),
+        server: routed_alias(ctx).map(str::to_string),
         bytes_in,
         bytes_out,
         sse: ctx.sse,
@@ -136,6 +145,13 @@ pub fn request_finished(session: &Session, e: Option<&Error>, ctx: &mut RequestC
             .map(str::to_string),
         error: error.map(|e| e.into_owned()),
     });
+}
+
+/// The alias of the federated server a request was routed to.
+fn routed_alias(ctx: &RequestCtx) -> Option<&str> {
+    let server = ctx.routed.as_ref()?.server;
+    let fed = ctx.endpoint()?.federation.as_ref()?;
+    fed.servers.get(server).map(|s| s.alias.as_str())
 }
 
 /// The outcome label of a request.
@@ -202,7 +218,13 @@ fn record_mcp(ctx: &RequestCtx, status: u16) {
             }
         }
         let tool = msg.tool().map(|t| registry.label(t)).unwrap_or("");
-        m.mcp_request(&ep.name, method, tool, outcome);
+        m.mcp_request(
+            &ep.name,
+            method,
+            tool,
+            outcome,
+            routed_alias(ctx).unwrap_or(""),
+        );
         if method == "tools/call" && ctx.upstream_sent.is_some() {
             m.tool_call(&ep.name, tool, ctx.started.elapsed().as_secs_f64());
         }

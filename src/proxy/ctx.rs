@@ -78,6 +78,27 @@ pub struct RequestCtx {
     pub stream: Option<crate::runtime::drain::StreamGuard>,
     /// The request's trace span, when tracing is on.
     pub span: Option<Box<crate::observability::otel::RequestSpan>>,
+    /// On a federated endpoint, the one server this request is relayed to.
+    pub routed: Option<Routed>,
+}
+
+/// A request relayed to one server of a federated endpoint.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The server's index in the federation.
+    pub server: usize,
+    /// The host that holds the session, when there is one.
+    pub host: Option<usize>,
+    /// The server's own session id.
+    pub session: Option<String>,
+    /// The version negotiated with the server.
+    pub version: Option<String>,
+    /// The body with the server's own name (sent instead of the client's).
+    pub body: Option<Bytes>,
+    /// Its length, for `Content-Length`.
+    pub body_len: usize,
+    /// `Mcp-Name` for the server, when the client sent one.
+    pub mcp_name: Option<String>,
 }
 
 /// A request of a pinned session.
@@ -127,6 +148,16 @@ impl RequestCtx {
             upstream_socket: None,
             stream: None,
             span: None,
+            routed: None,
+        }
+    }
+
+    /// The backend this request goes to: its federated server's, or the endpoint's.
+    pub fn backend(&self) -> Option<&crate::runtime::snapshot::Backend> {
+        let ep = self.endpoint()?;
+        match (&self.routed, &ep.federation) {
+            (Some(r), Some(f)) => f.servers.get(r.server).map(|s| &s.backend),
+            _ => Some(&ep.backend),
         }
     }
 

@@ -60,18 +60,21 @@ pub fn rewrite_upstream_request(
     let (Some(endpoint), Some(host_index)) = (ctx.endpoint(), ctx.host) else {
         return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no upstream chosen");
     };
-    let Some(host) = endpoint.backend.hosts.get(host_index) else {
+    let Some(backend) = ctx.backend() else {
+        return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no upstream chosen");
+    };
+    let Some(host) = backend.hosts.get(host_index) else {
         return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no upstream chosen");
     };
     let query = endpoint.input_query.filter(req.uri.query());
     let uri = if ctx.metadata_relay.is_none() && query.is_none() {
-        endpoint.backend.uri.clone()
+        backend.uri.clone()
     } else {
         let mut target = String::new();
         if ctx.metadata_relay.is_some() {
             target.push_str(crate::policy::oauth::WELL_KNOWN);
         }
-        target.push_str(&endpoint.backend.path);
+        target.push_str(&backend.path);
         if let Some(q) = query {
             target.push('?');
             target.push_str(&q);
@@ -125,7 +128,16 @@ pub fn rewrite_upstream_request(
     endpoint
         .policies
         .request_headers
-        .apply_request(session.req_header(), req)
+        .apply_request(session.req_header(), req)?;
+    // A federated server's own headers (its credentials) come last.
+    if let (Some(r), Some(f)) = (&ctx.routed, &endpoint.federation) {
+        if let Some(server) = f.servers.get(r.server) {
+            server
+                .request_headers
+                .apply_request(session.req_header(), req)?;
+        }
+    }
+    Ok(())
 }
 
 /// Response headers that describe the upstream connection, not the message.

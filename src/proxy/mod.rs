@@ -4,6 +4,7 @@
 pub mod accounting;
 pub mod ctx;
 pub mod errors;
+pub mod federation;
 pub mod header_deadline;
 pub mod headers;
 pub mod http1;
@@ -79,7 +80,9 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        pipeline::request_body(ctx, body, end_of_stream)
+        pipeline::request_body(ctx, body, end_of_stream)?;
+        federation::request_body(ctx, body);
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -125,6 +128,7 @@ impl ProxyHttp for Gateway {
             span.inject(upstream_request);
         }
         tools_hooks::on_upstream_request(ctx, upstream_request);
+        federation::upstream_request(ctx, upstream_request)?;
         pinning::upstream_request(ctx, upstream_request)
     }
 
@@ -139,6 +143,7 @@ impl ProxyHttp for Gateway {
         headers::strip_hop_by_hop(upstream_response);
         oauth_relay::response_header(ctx, upstream_response)?;
         pinning::upstream_response(ctx, upstream_response)?;
+        federation::upstream_response(ctx, upstream_response);
         if let Some(quota) = &ctx.quota {
             quota.apply(upstream_response)?;
         }

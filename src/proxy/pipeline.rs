@@ -40,6 +40,14 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
             Err(e) => Verdict::Refuse(e),
         };
     }
+    if let Verdict::Continue = verdict {
+        // A federated endpoint answers fan-out requests itself and routes the others.
+        match super::federation::request(session, ctx).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => verdict = Verdict::Refuse(e),
+        }
+    }
     match verdict {
         Verdict::Continue => {
             http1::send_continue(session).await;

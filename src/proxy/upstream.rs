@@ -17,10 +17,21 @@ pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     let Some(endpoint) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
         return Error::e_explain(ErrorType::InternalError, "no endpoint selected");
     };
-    let backend = &endpoint.backend;
+    let backend = match (&ctx.routed, &endpoint.federation) {
+        (Some(r), Some(f)) => match f.servers.get(r.server) {
+            Some(s) => &s.backend,
+            None => return Error::e_explain(ErrorType::InternalError, "no such server"),
+        },
+        _ => &endpoint.backend,
+    };
     let now = Instant::now();
     let mut wait: Option<Duration> = None;
-    let chosen = match ctx.pinned.as_ref().map(|p| p.host) {
+    let pinned_host = ctx
+        .pinned
+        .as_ref()
+        .map(|p| p.host)
+        .or(ctx.routed.as_ref().and_then(|r| r.host));
+    let chosen = match pinned_host {
         // A session lives on one host: no other host can serve it.
         Some(i) if ctx.tried_hosts & bit(i) == 0 => admit(backend, i, now, &mut wait),
         Some(_) => None,
@@ -129,7 +140,15 @@ pub fn on_connect_failure(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error>
     let Some(endpoint) = ctx.endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
         return e;
     };
-    let backend = &endpoint.backend;
+    let sticky = ctx.pinned.is_some() || ctx.routed.as_ref().is_some_and(|r| r.host.is_some());
+    let routed = ctx.routed.as_ref().map(|r| r.server);
+    let backend = match (routed, &endpoint.federation) {
+        (Some(i), Some(f)) => match f.servers.get(i) {
+            Some(s) => &s.backend,
+            None => return e,
+        },
+        _ => &endpoint.backend,
+    };
     if let Some(host) = ctx.host.and_then(|i| backend.hosts.get(i)) {
         host.metrics.connect_failures.inc();
         if let (Some(b), Some(a)) = (&host.breaker, ctx.admission.take()) {
@@ -138,7 +157,7 @@ pub fn on_connect_failure(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error>
         tracing::warn!(endpoint = %endpoint.name, host = %host.url, error = %e, "upstream connect failed");
     }
     let all_tried = (0..backend.hosts.len().min(64)).all(|i| ctx.tried_hosts & (1 << i) != 0);
-    e.set_retry(!all_tried && ctx.pinned.is_none());
+    e.set_retry(!all_tried && !sticky);
     e
 }
 
@@ -148,10 +167,7 @@ pub fn record_outcome(ctx: &mut RequestCtx, error: Option<&Error>) {
     let Some(admission) = ctx.admission.take() else {
         return;
     };
-    let Some(host) = ctx
-        .endpoint()
-        .and_then(|ep| ep.backend.hosts.get(ctx.host?))
-    else {
+    let Some(host) = ctx.backend().and_then(|b| b.hosts.get(ctx.host?)) else {
         return;
     };
     let Some(breaker) = &host.breaker else {

@@ -208,8 +208,19 @@ pub struct EndpointConfig {
     /// Policy settings of this endpoint (each replaces the service-wide one of the same name).
     #[serde(default)]
     pub policies: Option<PoliciesConfig>,
-    /// Where requests go.
-    pub backend: BackendConfig,
+    /// Where requests go (one MCP server, on one or more hosts). An endpoint has either
+    /// `backend` or `servers`.
+    #[serde(default)]
+    #[schemars(with = "BackendConfig")]
+    pub backend: Option<BackendConfig>,
+    /// Several MCP servers behind this one endpoint (federation), each with an alias.
+    #[serde(default)]
+    #[schemars(with = "Vec<ServerConfig>")]
+    pub servers: Option<Vec<ServerConfig>>,
+    /// Settings of a federated endpoint (with `servers`).
+    #[serde(default)]
+    #[schemars(with = "FederationSettings")]
+    pub federation: Option<FederationSettings>,
 }
 
 /// The upstream MCP server(s) of an endpoint.
@@ -246,6 +257,56 @@ pub struct BackendConfig {
     /// than one host pin).
     #[serde(default)]
     pub session_pinning: Option<bool>,
+}
+
+/// One MCP server of a federated endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Short name of the server (`[a-z][a-z0-9-]*`, at most 20 characters, no `_`): tools and
+    /// prompts are exposed as `{alias}_{name}`, resource URIs as `{alias}+{uri}`.
+    pub alias: String,
+    /// A required server that fails makes `initialize` fail; an optional one is left out of
+    /// that session (default true).
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Where this server is: hosts, path, timeouts, TLS, health checks, circuit breaker.
+    pub backend: BackendConfig,
+    /// Headers set on every request to this server (e.g. its own credentials), after the
+    /// endpoint's `request_headers`.
+    #[serde(default)]
+    pub request_headers: Vec<crate::policy::header_modifiers::HeaderOp>,
+    /// Which of this server's tools are exposed and callable, by the server's own names.
+    #[serde(default)]
+    pub tools: Option<crate::policy::tools::ToolsConfig>,
+}
+
+/// `federation:` settings of an endpoint with `servers:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    /// Expose tool and prompt names as `{alias}_{name}` (default true, also with one server, so
+    /// adding a server renames nothing). `false` exposes the servers' own names; a name two
+    /// servers share is then left out of lists (logged and counted) and cannot be called.
+    #[serde(default = "yes")]
+    pub prefix: bool,
+    /// Time each server has to answer a fan-out request (initialize, lists, ping, DELETE),
+    /// e.g. `10s` (default `10s`).
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// How long a federated session id stays valid, e.g. `24h` (default `24h`).
+    #[serde(default)]
+    pub session_ttl: Option<String>,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        FederationSettings {
+            prefix: true,
+            deadline: None,
+            session_ttl: None,
+        }
+    }
 }
 
 /// TLS to the upstream.

@@ -25,22 +25,25 @@ impl HealthService {
 impl BackgroundService for HealthService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         // Due times by (generation, endpoint index); a new snapshot starts checking at once.
-        let mut due: HashMap<(u64, usize), Instant> = HashMap::new();
+        let mut due: HashMap<(u64, usize, usize), Instant> = HashMap::new();
         loop {
             let snapshot = self.store.current();
             let now = Instant::now();
             let mut checks = Vec::new();
             for (i, ep) in snapshot.endpoints.iter().enumerate() {
-                if !ep.backend.health_checks {
-                    continue;
-                }
-                let key = (snapshot.generation, i);
-                if due.get(&key).is_none_or(|t| *t <= now) {
-                    due.insert(key, now + ep.backend.health_interval);
-                    checks.push(ep.backend.balancer.backends().run_health_check(true));
+                // Its own backend, and each federated server's.
+                for (j, backend) in ep.backends().enumerate() {
+                    if !backend.health_checks {
+                        continue;
+                    }
+                    let key = (snapshot.generation, i, j);
+                    if due.get(&key).is_none_or(|t| *t <= now) {
+                        due.insert(key, now + backend.health_interval);
+                        checks.push(backend.balancer.backends().run_health_check(true));
+                    }
                 }
             }
-            due.retain(|(g, _), _| *g == snapshot.generation);
+            due.retain(|(g, _, _), _| *g == snapshot.generation);
             futures::future::join_all(checks).await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}

@@ -1,7 +1,9 @@
 //! Runtime state: the config file (schema, loading, checks), the compiled snapshot and the store
 //! that swaps it, reloads and the file watch, health checks, TLS certificates, draining.
 
+pub mod backend;
 pub mod drain;
+pub mod federation;
 pub mod file;
 pub mod health;
 pub mod host;

@@ -57,53 +57,27 @@ pub struct Endpoint {
     pub backend: Backend,
     /// Metric children.
     pub metrics: EndpointMetrics,
+    /// Several MCP servers behind this endpoint (its `backend` then has no hosts).
+    pub federation: Option<super::federation::Federation>,
 }
 
 impl Endpoint {
+    /// Every backend of the endpoint: its own, and its federated servers'.
+    pub fn backends(&self) -> impl Iterator<Item = &Backend> {
+        std::iter::once(&self.backend).chain(
+            self.federation
+                .iter()
+                .flat_map(|f| f.servers.iter().map(|s| &s.backend)),
+        )
+    }
+
     /// Whether `m` is allowed here.
     pub fn allows(&self, m: &Method) -> bool {
         self.methods.contains(m)
     }
 }
 
-/// The compiled backend of an endpoint.
-pub struct Backend {
-    /// Upstream request path.
-    pub path: String,
-    /// The same path as a URI, parsed once: the upstream request's URI when no query is
-    /// forwarded (cloning it shares the bytes).
-    pub uri: http::Uri,
-    /// The hosts, in config order.
-    pub hosts: Vec<Host>,
-    /// Round-robin selection over healthy hosts.
-    pub balancer: Arc<LoadBalancer<RoundRobin>>,
-    /// Health checks enabled.
-    pub health_checks: bool,
-    /// Time between health checks.
-    pub health_interval: Duration,
-    /// Session pinning, on endpoints with several hosts.
-    pub pinning: Option<Pinning>,
-}
-
-/// How an endpoint pins sessions to hosts.
-pub struct Pinning {
-    /// Seals and opens session ids.
-    pub sealer: Sealer,
-    /// Metric children.
-    pub metrics: PinningMetrics,
-}
-
-impl Backend {
-    /// The index of the host at `addr`.
-    pub fn host_index(&self, addr: &SocketAddr) -> Option<usize> {
-        self.hosts.iter().position(|h| h.addr == *addr)
-    }
-
-    /// The index of the host configured as `url`.
-    pub fn host_by_url(&self, url: &str) -> Option<usize> {
-        self.hosts.iter().position(|h| h.url == url)
-    }
-}
+pub use super::backend::{Backend, Pinning};
 
 impl Snapshot {
     /// Compiles a validated config. Fails (with paths) on what only compiling can find, such as
@@ -133,10 +107,12 @@ impl Snapshot {
                 "must be at least 16 characters",
             ));
         }
-        let needs_pinning = source
-            .endpoints
-            .iter()
-            .any(|e| e.backend.hosts.len() > 1 && e.backend.session_pinning.unwrap_or(true));
+        let needs_pinning = source.endpoints.iter().any(|e| {
+            e.servers.is_some()
+                || e.backend
+                    .as_ref()
+                    .is_some_and(|b| b.hosts.len() > 1 && b.session_pinning.unwrap_or(true))
+        });
         let sealer = match Sealer::compile(&source.sessions, "sessions") {
             Ok(s) => Some(s),
             Err(mut p) => {
@@ -322,14 +298,34 @@ fn compile_endpoint(
         None => HeaderAllowList::new(DEFAULT_INPUT_HEADERS),
     };
     let input_query = QueryAllowList::new(ep.input_query_strings.as_deref().unwrap_or(&[]));
-    let backend = compile_backend(
-        &ep.backend,
-        (&name, &ep.path),
-        facts.sealer.as_ref(),
-        &format!("{at}.backend"),
-    );
+    let mut federation = None;
+    let backend = match (&ep.backend, &ep.servers) {
+        (Some(b), _) => compile_backend(
+            b,
+            (&name, &ep.path),
+            facts.sealer.as_ref(),
+            &format!("{at}.backend"),
+        ),
+        (None, Some(servers)) => {
+            let compiled = super::federation::compile(
+                servers,
+                &ep.federation.clone().unwrap_or_default(),
+                (&name, facts.sealer.as_ref()),
+                at,
+                &|b, scope, bat| compile_backend(b, (scope, &ep.path), None, bat),
+            );
+            match compiled {
+                Ok(f) => {
+                    federation = Some(f);
+                    empty_backend(&ep.path, &format!("{at}.servers"))
+                }
+                Err(p) => Err(p),
+            }
+        }
+        (None, None) => Err(vec![Problem::new(format!("{at}.backend"), "is required")]),
+    };
     // Report the problems of both halves at once.
-    let (policies, backend) = match (policies, backend) {
+    let (mut policies, backend) = match (policies, backend) {
         (Ok(p), Ok(b)) => (p, b),
         (p, b) => {
             let mut problems = p.err().unwrap_or_default();
@@ -337,7 +333,13 @@ fn compile_endpoint(
             return Err(problems);
         }
     };
+    if federation.is_some() && policies.inspection.is_none() {
+        // Routing a federated request needs its JSON-RPC content.
+        policies.inspection =
+            crate::policy::mcp_headers::Inspection::compile(&Default::default(), at).ok();
+    }
     Ok(Endpoint {
+        federation,
         metrics: EndpointMetrics::new(&name),
         path: ep.path.clone(),
         name,
@@ -347,6 +349,21 @@ fn compile_endpoint(
         input_query,
         policies,
         backend,
+    })
+}
+
+/// The hostless backend of a federated endpoint (its servers have the hosts).
+fn empty_backend(path: &str, at: &str) -> Result<Backend, Vec<Problem>> {
+    let balancer = LoadBalancer::<RoundRobin>::try_from_iter(std::iter::empty::<SocketAddr>())
+        .map_err(|e| vec![Problem::new(at, e.to_string())])?;
+    Ok(Backend {
+        path: path.to_string(),
+        uri: path.parse().unwrap_or_default(),
+        hosts: Vec::new(),
+        balancer: Arc::new(balancer),
+        health_checks: false,
+        health_interval: Duration::from_secs(5),
+        pinning: None,
     })
 }
 

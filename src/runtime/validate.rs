@@ -255,8 +255,34 @@ fn check_endpoint(ep: &EndpointConfig, at: &str, problems: &mut Vec<Problem>) {
             ));
         }
     }
-    let b = &ep.backend;
-    let bat = format!("{at}.backend");
+    match (&ep.backend, &ep.servers) {
+        (Some(b), None) => check_backend(b, &format!("{at}.backend"), problems),
+        (None, Some(servers)) => super::federation::check_servers(
+            servers,
+            ep.federation.as_ref(),
+            at,
+            &check_backend,
+            problems,
+        ),
+        (Some(_), Some(_)) => problems.push(Problem::new(
+            at,
+            "has both `backend` and `servers`: use one",
+        )),
+        (None, None) => problems.push(Problem::new(
+            format!("{at}.backend"),
+            "is required (or `servers` for several MCP servers)",
+        )),
+    }
+    if ep.federation.is_some() && ep.servers.is_none() {
+        problems.push(Problem::new(
+            format!("{at}.federation"),
+            "applies only to an endpoint with `servers`",
+        ));
+    }
+}
+
+/// Checks one backend (of an endpoint, or of a federated server) at `bat`.
+fn check_backend(b: &super::file::BackendConfig, bat: &str, problems: &mut Vec<Problem>) {
     if b.hosts.is_empty() {
         problems.push(Problem::new(
             format!("{bat}.hosts"),
