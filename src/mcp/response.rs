@@ -198,20 +198,10 @@ fn other_case(key: &str, names: &[&str]) -> Result<(), Unreadable> {
     }
 }
 
-/// A member name as a case-insensitive decoder matches it (Go's `encoding/json`, with Unicode
-/// simple folding: `ſ` is `s`, the Kelvin sign is `k`).
+/// A member name as a case-insensitive decoder matches it (Go's `encoding/json`, with the simple
+/// case mappings: see [`super::inspect::fold`], the one definition requests and answers share).
 pub fn fold(key: &str) -> String {
-    if key.is_ascii() {
-        return key.to_ascii_lowercase();
-    }
-    key.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'ſ' => 's',
-            'ς' => 'σ',
-            c => c,
-        })
-        .collect()
+    super::inspect::fold(key)
 }
 
 /// Checks that `text` is one JSON value with no duplicated member names at any depth.
