@@ -35,6 +35,9 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test (every peer required: a missing redis-server or Python SDK fails, never skips)"
 MCPGATE_REQUIRE_PEERS=1 cargo test --locked
 
+step "fuzzing: AFL++ over the parsers, seeds and regressions replayed, then about a minute per target (tests/fuzz.sh --ci; fails on a crash)"
+tests/fuzz.sh --ci
+
 step "deploy files: promtool (config, rules, rule tests, dashboard queries), systemd-analyze, manifests, a live upgrade with deploy/upgrade.sh"
 MCPGATE_BIN=target/debug/mcpgate deploy/check.sh
 

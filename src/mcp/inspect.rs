@@ -288,21 +288,37 @@ impl Folds {
     }
 }
 
-/// A key as a case-insensitive JSON decoder matches it (Go's `encoding/json` does, with Unicode
-/// simple folding: `ſ` is `s`, the Kelvin sign is `k`): two keys with the same fold could be
-/// read as one member by the upstream, so an object may not hold both.
+/// A key as a case-insensitive JSON decoder matches it. Go's `encoding/json` folds each rune with
+/// the simple case mappings, `ToUpper(ToLower(r))`: `ſ` is `s`, the Kelvin sign is `k`, the
+/// dotless `ı` and the dotted `İ` are `i`, `µ` is `μ`. Two keys with the same fold could be read
+/// as one member by the upstream, so an object may not hold both.
 pub fn fold(key: &str) -> String {
     if key.is_ascii() {
         return key.to_ascii_lowercase();
     }
-    key.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'ſ' => 's',
-            'ς' => 'σ',
-            c => c,
-        })
-        .collect()
+    key.chars().map(fold_char).collect()
+}
+
+/// One rune folded as [`fold`] does, written as the lower case of its class (ASCII letters as
+/// `to_ascii_lowercase`, so ASCII keys compare in place).
+fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    // The simple lower-case mapping: the full one's first rune (only `İ` maps to two, and its
+    // simple mapping is the first, `i`).
+    let lower = c.to_lowercase().next().unwrap_or(c);
+    // A rune whose upper case expands (`ß`) has no simple upper-case mapping: it stays.
+    let mut up = lower.to_uppercase();
+    let upper = match (up.next(), up.next()) {
+        (Some(u), None) => u,
+        _ => return lower,
+    };
+    let mut down = upper.to_lowercase();
+    match (down.next(), down.next()) {
+        (Some(d), None) => d,
+        _ => upper,
+    }
 }
 
 /// Refuses a member whose name folds to one of `names` without being spelled exactly: the
@@ -512,6 +528,56 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Text":"a","text2":"b"}}}"#,
         );
         assert_eq!(m.tool(), Some("echo"));
+    }
+
+    /// Found with the fuzz target `inspect`, whose oracle models Go's fold (inputs kept in
+    /// tests/fuzz/regressions/inspect/): runes that Go's
+    /// `encoding/json` folds onto a protocol member or onto another key, which the old fold
+    /// (full lower case, with only `ſ` and `ς` mapped) let through: `"urı"` read as `"uri"` by a Go
+    /// server would name another resource than the gateway checked.
+    #[test]
+    fn runes_go_folds_onto_other_names_are_refused() {
+        for (body, code) in [
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"a://ok\",\"ur\u{131}\":\"a://denied\"}}",
+                -32700,
+            ),
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"ur\u{131}\":\"a://denied\"}}",
+                -32600,
+            ),
+            (
+                "{\"jsonrpc\":\"2.0\",\"\u{130}d\":2,\"id\":1,\"method\":\"ping\"}",
+                -32700,
+            ),
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"arguments\":{\"\u{b5}\":1,\"\u{3bc}\":2}}}",
+                -32700,
+            ),
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"arguments\":{\"\u{3b2}\":1,\"\u{3d0}\":2}}}",
+                -32700,
+            ),
+        ] {
+            match inspect(body.as_bytes()) {
+                Err(e) => assert_eq!(e.code(), code, "{body}: {e}"),
+                Ok(v) => panic!("{body} accepted: {v:?}"),
+            }
+        }
+        for (a, b) in [
+            ("ı", "i"),
+            ("İ", "i"),
+            ("K", "k"),
+            ("ſ", "s"),
+            ("ς", "σ"),
+            ("µ", "μ"),
+            ("ẞ", "ß"),
+        ] {
+            assert_eq!(fold(a), fold(b), "{a} {b}");
+        }
+        for (a, b) in [("ß", "ss"), ("ı", "l"), ("é", "e")] {
+            assert_ne!(fold(a), fold(b), "{a} {b}");
+        }
     }
 
     #[test]

@@ -114,7 +114,9 @@ impl ToolsFilter {
                 None => {}
             }
         }
-        if self.held.len() > HOLD_LIMIT {
+        // An SSE stream is bounded per event (below), so that the same events pass or are
+        // refused whatever chunks they arrive in.
+        if self.state != State::Sse && self.held.len() > HOLD_LIMIT {
             return Err(Unreadable::TooLarge);
         }
         match self.state {
@@ -131,8 +133,14 @@ impl ToolsFilter {
             }
             State::Sse => {
                 while let Some(end_at) = event_end(&self.held) {
+                    if end_at > HOLD_LIMIT {
+                        return Err(Unreadable::TooLarge);
+                    }
                     let event = self.held.split_to(end_at).freeze();
                     pass_event(&event, keep, replace, out);
+                }
+                if self.held.len() > HOLD_LIMIT {
+                    return Err(Unreadable::TooLarge);
                 }
                 if end && !self.held.is_empty() {
                     let rest = self.held.split().freeze();

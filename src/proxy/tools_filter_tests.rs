@@ -320,3 +320,30 @@ fn holding_is_bounded() {
         .is_some());
     assert_eq!(refused, [Unreadable::TooLarge, Unreadable::TooLarge]);
 }
+
+/// The hold limit bounds each SSE event, not each chunk: a stream of small events passes
+/// whatever chunks it comes in (one chunk larger than the limit used to be refused whole, the
+/// same events in small chunks passed), and an event larger than the limit is refused either way.
+/// Found with the fuzz target `tools_filter`'s split property (at a size its inputs cannot reach).
+#[test]
+fn the_hold_limit_bounds_events_whatever_the_chunks() {
+    let event = format!(": {}\n\n", "k".repeat(1000));
+    let stream = event.repeat(HOLD_LIMIT / event.len() + 100);
+    assert!(stream.len() > HOLD_LIMIT);
+    for size in [stream.len(), 64 * 1024] {
+        assert_eq!(
+            run(true, stream.as_bytes(), size),
+            (stream.clone(), None),
+            "{size}"
+        );
+    }
+    let big = format!("data: {}\n\n{event}", "x".repeat(HOLD_LIMIT));
+    for size in [big.len(), 64 * 1024] {
+        let (out, refused) = run(true, big.as_bytes(), size);
+        assert_eq!(
+            (out.as_str(), refused),
+            ("<too_large>", Some(Unreadable::TooLarge)),
+            "{size}"
+        );
+    }
+}
