@@ -210,15 +210,15 @@ pub struct EndpointConfig {
     pub policies: Option<PoliciesConfig>,
     /// Where requests go (one MCP server, on one or more hosts). An endpoint has either
     /// `backend` or `servers`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "BackendConfig")]
     pub backend: Option<BackendConfig>,
     /// Several MCP servers behind this one endpoint (federation), each with an alias.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Vec<ServerConfig>")]
     pub servers: Option<Vec<ServerConfig>>,
     /// Settings of a federated endpoint (with `servers`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "FederationSettings")]
     pub federation: Option<FederationSettings>,
 }

@@ -8,6 +8,7 @@ use crate::Input;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use mcpgate::mcp::inspect::{inspect, Inspected};
+use mcpgate::mcp::tool_registry::ParamHeader;
 use mcpgate::policy::mcp_headers::{check, decode_name};
 use pingora::http::RequestHeader;
 use serde_json::Value;
@@ -68,6 +69,25 @@ fn header_token(k: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// What the called tool declares: each top-level argument whose name is a header token, with
+/// `x-mcp-header` equal to its name (the gateway learns these from `tools/list`).
+fn declared_by_name(body: &Inspected) -> Vec<ParamHeader> {
+    let Inspected::Single(m) = body else {
+        return Vec::new();
+    };
+    match &m.arguments {
+        Some(Value::Object(args)) => args
+            .keys()
+            .filter(|k| header_token(k))
+            .map(|k| ParamHeader {
+                header: k.to_ascii_lowercase(),
+                path: vec![k.clone()],
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The target: a header value to decode, a body, then header name/value pairs.
 pub fn mcp_headers(data: &[u8]) {
     let mut input = Input::new(data);
@@ -116,7 +136,8 @@ pub fn mcp_headers(data: &[u8]) {
         }
     }
     let Some(req) = request(&good) else { return };
-    let r = check(&req, &body, &|_| None);
+    let declared = declared_by_name(&body);
+    let r = check(&req, &body, &|_| Some(declared.clone()));
     if stateless && m.method.is_none() {
         return;
     }
@@ -129,7 +150,7 @@ pub fn mcp_headers(data: &[u8]) {
     changed[*i].1 = bad.clone();
     if let Some(req) = request(&changed) {
         assert!(
-            check(&req, &body, &|_| None).is_err(),
+            check(&req, &body, &|_| Some(declared.clone())).is_err(),
             "accepted a changed header {:?}",
             changed[*i]
         );
@@ -173,7 +194,8 @@ fn decoded(raw: &[u8]) {
 fn consistent(body: &Inspected, base: &[(String, Vec<u8>)], extra: &[(String, Vec<u8>)]) {
     let all: Vec<(String, Vec<u8>)> = base.iter().chain(extra).cloned().collect();
     let Some(req) = request(&all) else { return };
-    if check(&req, body, &|_| None).is_err() {
+    let declared = declared_by_name(body);
+    if check(&req, body, &|_| Some(declared.clone())).is_err() {
         return;
     }
     let get = |n: &str| req.headers.get(n).map(|v| v.as_bytes().to_vec());
