@@ -6,7 +6,7 @@
 use crate::support::Gateway;
 use crate::upstreams::recording;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ANSWER: &str = r#"{"jsonrpc":"2.0","id":41,"result":{"ok":true}}"#;
 const CALL: &str =
@@ -122,7 +122,7 @@ async fn each_per_core_worker_has_its_socket_and_work_stealing_has_one() {
         let up = recording("a", 200, ANSWER).await;
         let gw = Gateway::start_with_server(
             "",
-            &server,
+            server,
             &format!(
                 "endpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{}]\n",
                 up.addr
