@@ -131,7 +131,7 @@ measure() { # n
     kill -INT "$vg"
     wait "$vg" 2>/dev/null || true
     PIDS=("${PIDS[@]:1}")
-    echo "$(( r1 - r0 - 1 )) $(cat "$out"* | awk '/^summary:|^totals:/{ s += $2 } END { print s + 0 }')"
+    echo "$(( r1 - r0 - 1 )) $(cat "$out"* | awk '/^summary:/{ s += $2 } END { print s + 0 }')"
 }
 reqs() { curl -s -m 5 "http://$UP/stats" | sed 's/.*"requests":\([0-9]*\).*/\1/'; }
 read -r n1 ir1 < <(measure 200)
