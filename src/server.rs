@@ -8,7 +8,7 @@ use crate::observability::{self, access_log};
 use crate::proxy::http1::{self, Http1App};
 use crate::proxy::Gateway;
 use crate::runtime::drain::{DrainService, Settling};
-use crate::runtime::file::FileConfig;
+use crate::runtime::file::{FileConfig, ListenerConfig as ListenerEntry, RuntimeModel};
 use crate::runtime::health::HealthService;
 use crate::runtime::load::{compile, load_file};
 use crate::runtime::reload::{Reloader, SignalReload};
@@ -19,6 +19,7 @@ use crate::runtime::watch::FileWatch;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
+use pingora::listeners::TcpSocketOptions;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -58,10 +59,14 @@ fn server_conf(cfg: &FileConfig, flags: &RunFlags) -> ServerConf {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }),
-        // Work stealing stays on by default: without it (one runtime per thread) a request costs
-        // less CPU, but Pingora's upstream pool loses connections handed between threads (see
-        // benches/RESULTS.md).
-        work_stealing: s.work_stealing.unwrap_or(true),
+        // Per-core workers run on single-threaded runtimes (no stealing, no cross-thread
+        // wake-ups). Under `runtime: work_stealing`, `work_stealing: false` keeps the one proxy
+        // on single-threaded runtimes, where Pingora's pool loses connections handed between
+        // threads (see benches/RESULTS.md).
+        work_stealing: match s.runtime_model() {
+            RuntimeModel::PerCore => false,
+            RuntimeModel::WorkStealing => s.work_stealing.unwrap_or(true),
+        },
         grace_period_seconds: Some(secs(&s.grace_period, 30)),
         graceful_shutdown_timeout_seconds: Some(secs(&s.graceful_shutdown_timeout, 5)),
         upgrade_sock: s
@@ -110,41 +115,36 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     server.bootstrap();
 
     let store = Arc::new(ConfigStore::new(snapshot));
-    let mut proxy = Service::new(
-        "mcpgate proxy".to_string(),
-        Settling(Arc::new(Http1App::new(
-            pingora::proxy::http_proxy(&server.configuration, Gateway::new(store.clone())),
-            header_timeout(&cfg),
-        ))),
-    );
-    for l in cfg.listen.entries() {
-        match &l.tls {
-            // Plain TCP: Pingora reads straight into its HTTP buffers. Its default 64 KiB read
-            // buffer per connection would add a copy and, held by every open SSE stream,
-            // memory (see benches/RESULTS.md). TLS keeps it: it reads in 16 KiB records.
-            None => proxy.add_listener(
-                ListenerConfig::tcp(l.address.clone())
-                    .l4_buffer(L4BufferSettings::default().read(0)),
-            ),
-            Some(_) => {
-                // The certificate is picked at each handshake from the current snapshot, so a
-                // reload rotates it.
-                let certs = ListenerCerts {
-                    store: store.clone(),
-                    address: l.address.clone(),
-                };
-                match TlsSettings::with_callbacks(Box::new(certs)) {
-                    Ok(settings) => proxy.add_tls_with_settings(&l.address, None, settings),
-                    Err(e) => {
-                        tracing::error!(address = %l.address, error = %e, "cannot set up the TLS listener");
-                        std::process::exit(1);
-                    }
-                }
+    let listeners = cfg.listen.entries();
+    match layout(&cfg, &flags, server.configuration.threads, &listeners) {
+        Layout::PerCore(workers) => {
+            for worker in 0..workers {
+                let mut proxy = proxy_service(
+                    format!("mcpgate proxy {worker}"),
+                    &server,
+                    &store,
+                    &cfg,
+                    &listeners,
+                    Some(worker),
+                );
+                // One thread: with work stealing off, a single-threaded runtime of its own.
+                proxy.threads = Some(1);
+                server.add_service(proxy);
             }
+            tracing::info!(workers, "per-core workers, one listening socket each");
         }
-        tracing::info!(address = %l.address, tls = l.tls.is_some(), "listening");
+        Layout::Shared => {
+            let proxy = proxy_service(
+                "mcpgate proxy".to_string(),
+                &server,
+                &store,
+                &cfg,
+                &listeners,
+                None,
+            );
+            server.add_service(proxy);
+        }
     }
-    server.add_service(proxy);
 
     let reloader = flags
         .config_path
@@ -194,8 +194,169 @@ pub fn run(snapshot: Snapshot, flags: RunFlags) -> ! {
     std::process::exit(0)
 }
 
+/// How the proxy is laid out on threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// This many proxy services of one thread each, each with its own `SO_REUSEPORT` socket on
+    /// every listener address.
+    PerCore(usize),
+    /// One proxy service on all threads, one socket per listener address.
+    Shared,
+}
+
+/// The layout for this process: `server.runtime`, unless a socket handed over by an upgrade
+/// cannot be shared (it was bound without `SO_REUSEPORT`, by a work-stealing instance): then this
+/// process runs work stealing, and a restart (not an upgrade) moves to per-core workers.
+fn layout(
+    cfg: &FileConfig,
+    flags: &RunFlags,
+    threads: usize,
+    listeners: &[ListenerEntry],
+) -> Layout {
+    if cfg.server.runtime_model() == RuntimeModel::WorkStealing {
+        return Layout::Shared;
+    }
+    for l in listeners {
+        let Ok(addr) = l.address.parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        let probe = |reuseport: bool| -> std::io::Result<()> {
+            let sock = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            sock.set_reuseaddr(true)?;
+            sock.set_reuseport(reuseport)?;
+            // Bound, never listening: it receives no connection and is closed right away.
+            sock.bind(addr)
+        };
+        if flags.upgrade {
+            if let Err(e) = probe(true) {
+                tracing::warn!(
+                    address = %l.address,
+                    error = %e,
+                    "the listening socket handed over cannot be shared (bound without SO_REUSEPORT \
+                     by a work-stealing instance): this process runs work stealing; restart it for \
+                     per-core workers"
+                );
+                return Layout::Shared;
+            }
+        } else if probe(false).is_err() && probe(true).is_ok() {
+            tracing::warn!(
+                address = %l.address,
+                "another process already listens on this address with SO_REUSEPORT: new \
+                 connections will be shared with it"
+            );
+        }
+    }
+    Layout::PerCore(threads.max(1))
+}
+
+/// The listener address as Pingora's key for worker `worker`: the same socket address, written
+/// with `worker` leading zeros in the port. Pingora keeps one socket per key (and hands sockets
+/// over by key on upgrade), so each worker gets its own socket, and worker 0's key is the address
+/// as written (what a work-stealing instance uses).
+fn worker_address(address: &str, worker: usize) -> String {
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(addr) if worker > 0 => {
+            let ip = match addr {
+                std::net::SocketAddr::V4(a) => a.ip().to_string(),
+                std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            };
+            format!("{ip}:{}{}", "0".repeat(worker), addr.port())
+        }
+        _ => address.to_string(),
+    }
+}
+
+/// One proxy service: the gateway behind our HTTP/1 connection loop, on every listener.
+/// `worker`: per-core worker `worker` (its own `SO_REUSEPORT` sockets), or `None` for the one
+/// shared service.
+fn proxy_service(
+    name: String,
+    server: &Server,
+    store: &Arc<ConfigStore>,
+    cfg: &FileConfig,
+    listeners: &[ListenerEntry],
+    worker: Option<usize>,
+) -> Service<Settling<Http1App<pingora::proxy::HttpProxy<Gateway>>>> {
+    let mut proxy = Service::new(
+        name,
+        Settling(Arc::new(Http1App::new(
+            pingora::proxy::http_proxy(&server.configuration, Gateway::new(store.clone())),
+            header_timeout(cfg),
+        ))),
+    );
+    let sock_opts = worker.map(|_| {
+        let mut o = TcpSocketOptions::default();
+        o.so_reuseport = Some(true);
+        o
+    });
+    for l in listeners {
+        let key = worker_address(&l.address, worker.unwrap_or(0));
+        match &l.tls {
+            // Plain TCP: Pingora reads straight into its HTTP buffers. Its default 64 KiB read
+            // buffer per connection would add a copy and, held by every open SSE stream,
+            // memory (see benches/RESULTS.md). TLS keeps it: it reads in 16 KiB records.
+            None => {
+                let mut lc = ListenerConfig::tcp(key);
+                if let Some(o) = &sock_opts {
+                    lc = lc.tcp_socket_options(o.clone());
+                }
+                proxy.add_listener(lc.l4_buffer(L4BufferSettings::default().read(0)));
+            }
+            Some(_) => {
+                // The certificate is picked at each handshake from the current snapshot, so a
+                // reload rotates it.
+                let certs = ListenerCerts {
+                    store: store.clone(),
+                    address: l.address.clone(),
+                };
+                match TlsSettings::with_callbacks(Box::new(certs)) {
+                    Ok(settings) => proxy.add_tls_with_settings(&key, sock_opts.clone(), settings),
+                    Err(e) => {
+                        tracing::error!(address = %l.address, error = %e, "cannot set up the TLS listener");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+        if worker.unwrap_or(0) == 0 {
+            tracing::info!(address = %l.address, tls = l.tls.is_some(), "listening");
+        }
+    }
+    proxy
+}
+
 /// Writes out what is still queued: access-log lines and spans.
 fn before_exit() {
     access_log::flush(std::time::Duration::from_secs(2));
     otel::flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn each_worker_has_its_own_key_for_the_same_address() {
+        for (address, keys) in [
+            (
+                "127.0.0.1:8080",
+                ["127.0.0.1:8080", "127.0.0.1:08080", "127.0.0.1:008080"],
+            ),
+            ("[::1]:443", ["[::1]:443", "[::1]:0443", "[::1]:00443"]),
+            ("0.0.0.0:9", ["0.0.0.0:9", "0.0.0.0:09", "0.0.0.0:009"]),
+        ] {
+            let want: SocketAddr = address.parse().expect("address");
+            for (worker, key) in keys.iter().enumerate() {
+                let got = worker_address(address, worker);
+                assert_eq!(&got, key);
+                // Pingora binds what the key parses to: the same socket address for every worker.
+                assert_eq!(got.parse::<SocketAddr>().expect("key parses"), want);
+            }
+        }
+    }
 }

@@ -28,6 +28,7 @@ mod pinning;
 mod redis_limits;
 mod relay;
 mod reload;
+mod runtime_model;
 mod security;
 mod streaming;
 mod upgrade;

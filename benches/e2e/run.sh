@@ -3,12 +3,16 @@
 #   direct to the upstream | nginx (plain reverse proxy) | a bare Pingora proxy (the floor of any
 #   Pingora-based gateway) | mcpgate, no policies | mcpgate, full chain
 #
-#   benches/e2e/run.sh [--quick] [--out FILE] [--no-build] [--threads N] [--keep] [--streams N,...]
+#   benches/e2e/run.sh [--quick] [--out FILE] [--no-build] [--threads N] [--runtime MODEL] [--keep]
+#                      [--streams N,...]
 #
 #   --quick      short run (about 3 minutes after the build): 2 rounds of 3 s, SSE with 1k streams only
 #   --out FILE   also write the report there (default: benches/e2e/last-run.txt)
 #   --no-build   use the binaries already in target/release
 #   --threads N  mcpgate's server.threads and nginx's worker_processes (default: nproc)
+#   --runtime M  mcpgate's server.runtime, per_core (default) or work_stealing; the pingora-bare row
+#                is built the same way, and with per_core a pingora-bare-ws row (the bare proxy
+#                with Pingora's default work-stealing runtime) is measured too
 #   --keep       keep the temporary directory (configs, logs) after the run
 #   --streams N[,N...]  SSE stream counts (default: 1000 with --quick, 1000,10000 otherwise)
 #   --report-only DIR   print the report again from a directory kept with --keep
@@ -38,6 +42,7 @@ OUT=""
 BUILD=1
 KEEP=0
 THREADS=""
+RUNTIME=per_core
 REPORT_ONLY=""
 STREAMS=""
 while [ $# -gt 0 ]; do
@@ -48,6 +53,8 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --threads) THREADS="$2"; shift ;;
         --threads=*) THREADS="${1#--threads=}" ;;
+        --runtime) RUNTIME="$2"; shift ;;
+        --runtime=*) RUNTIME="${1#--runtime=}" ;;
         --keep) KEEP=1 ;;
         --report-only) REPORT_ONLY="$2"; shift ;;
         --streams) STREAMS="$2"; shift ;;
@@ -87,7 +94,12 @@ FR_RATE=1000
 FR_CONNS=16
 SSE_RATE=2000                          # new streams a second
 SSE_INTERVAL=1s                        # upstream event interval on GET streams
-TARGETS=(direct nginx pingora-bare mcpgate-plain mcpgate-full)
+case "$RUNTIME" in
+    per_core) TARGETS=(direct nginx pingora-bare pingora-bare-ws mcpgate-plain mcpgate-full) ;;
+    work_stealing) TARGETS=(direct nginx pingora-bare mcpgate-plain mcpgate-full) ;;
+    *) echo "--runtime: per_core or work_stealing, not $RUNTIME" >&2; exit 2 ;;
+esac
+PROXIES=("${TARGETS[@]:1}")            # the targets that are processes of their own
 if [ -n "$STREAMS" ]; then
     IFS=, read -r -a SSE_COUNTS <<<"$STREAMS"
     for n in "${SSE_COUNTS[@]}"; do
@@ -261,13 +273,21 @@ start_nginx() {
 }
 
 # ---- bare Pingora ------------------------------------------------------------------------------------
-# The same Pingora version, build profile, thread count and runtime flavour as mcpgate's default
-# (work stealing on); everything else is Pingora's default.
+# The same Pingora version, build profile, thread count and runtime model as mcpgate (--runtime);
+# everything else is Pingora's default. pingora-bare-ws: the same with Pingora's default runtime
+# (one service, work stealing).
 start_bare() {
     local cmd=("$BARE" --listen "127.0.0.1:$BARE_PORT" --upstream "127.0.0.1:$UP_PORT" --threads "$THREADS")
+    [ "$RUNTIME" = per_core ] && cmd+=(--per-core)
     record_cmd "${cmd[@]}"
     "${cmd[@]}" >"$T/pingora-bare.log" 2>&1 &
     PID[pingora-bare]=$!; STOPSIG[pingora-bare]=INT
+}
+start_bare_ws() {
+    local cmd=("$BARE" --listen "127.0.0.1:$BARE_WS_PORT" --upstream "127.0.0.1:$UP_PORT" --threads "$THREADS")
+    record_cmd "${cmd[@]}"
+    "${cmd[@]}" >"$T/pingora-bare-ws.log" 2>&1 &
+    PID[pingora-bare-ws]=$!; STOPSIG[pingora-bare-ws]=INT
 }
 
 # ---- mcpgate ---------------------------------------------------------------------------------------
@@ -290,6 +310,7 @@ listen: 127.0.0.1:$port
 admin: 127.0.0.1:$admin
 server:
   threads: $THREADS
+  runtime: $RUNTIME
   pid_file: $T/$name.pid
   upgrade_sock: $T/$name.upgrade.sock
   grace_period: 1s
@@ -358,6 +379,7 @@ target_port() {
         direct) echo "$UP_PORT" ;;
         nginx) echo "$NGINX_PORT" ;;
         pingora-bare) echo "$BARE_PORT" ;;
+        pingora-bare-ws) echo "$BARE_WS_PORT" ;;
         mcpgate-plain) echo "$PLAIN_PORT" ;;
         mcpgate-full) echo "$FULL_PORT" ;;
     esac
@@ -366,6 +388,7 @@ start_target() { # target (not direct)
     case "$1" in
         nginx) start_nginx ;;
         pingora-bare) start_bare ;;
+        pingora-bare-ws) start_bare_ws ;;
         *) start_mcpgate "$1" ;;
     esac
 }
@@ -548,7 +571,7 @@ write_report() {
     CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
     MEM_TOTAL=$(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)
     GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    GIT_DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
+    GIT_DIRTY=$( (git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null || true) | wc -l)
     NGINX_V=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
     WRK_V=$(wrk -v 2>&1 | head -1 | awk '{print $2}' || true)
 
@@ -560,7 +583,7 @@ write_report() {
     rep "- Request: 1 KB JSON-RPC tools/call POST (same bytes and headers to every target, including the JWT); answer ~1 KB JSON, or one SSE event on /mcp-sse"
     rep "- mcpgate-plain: no policies, access log off. mcpgate-full: JWT (HS256), JSON-RPC inspection, tool allow-list, a CEL rule, a rate limit that never trips, metrics; access log off"
     rep "- nginx: proxy_http_version 1.1, proxy_buffering off, proxy_request_buffering off, upstream keepalive 256, access_log off"
-    rep "- pingora-bare: benches/e2e/bare.rs, a ProxyHttp that only names the upstream, on the same Pingora and build as mcpgate, $THREADS threads with work stealing (as mcpgate), Pingora's defaults otherwise: the floor of a Pingora-based gateway"
+    rep "- Runtime: mcpgate server.runtime $RUNTIME; pingora-bare: benches/e2e/bare.rs, a ProxyHttp that only names the upstream, on the same Pingora and build as mcpgate, $THREADS threads, the same runtime model ($RUNTIME), Pingora's defaults otherwise: the floor of a Pingora-based gateway$([ "$RUNTIME" = per_core ] && echo "; pingora-bare-ws: the same bare proxy with Pingora's default runtime (one service, work stealing)")"
     rep "- Run time: ${ELAPSED}s (without the build). Ratios are medians of rounds measured side by side, interleaved (order rotated each round)."
     rep ""
 
@@ -636,39 +659,43 @@ write_report() {
     rep "| process | after start | after warm-up | after the load runs |"
     rep "|---|---:|---:|---:|"
     fmt_mem() { awk -v r="${1% *}" -v p="${1#* }" 'BEGIN{printf "%.1f / %.1f", r/1024, p/1024}'; }
-    for p in mcpgate-plain mcpgate-full pingora-bare nginx; do
+    for p in "${PROXIES[@]}"; do
         rep "| $p | $(fmt_mem "${MEM_START[$p]}") | $(fmt_mem "${MEM_WARM[$p]}") | $(fmt_mem "${MEM_LOAD[$p]}") |"
     done
     rep ""
     rep "mcpgate-plain CPU while idle (no connections, after warm-up): ${IDLE_CPU_PLAIN}% of one core."
     rep ""
 
-    # Targets of issue 7.
-    plain_x=$(awk -v a="$(med json mcpgate-plain rps)" -v b="$(med json nginx rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
-    bare_x=$(awk -v a="$(med json pingora-bare rps)" -v b="$(med json nginx rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
-    plain_bare_x=$(awk -v a="$(med json mcpgate-plain rps)" -v b="$(med json pingora-bare rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
-    full_x=$(awk -v a="$(med json mcpgate-full rps)" -v b="$(med json nginx rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print 0 }')
+    # Targets of issue 20 (ratios to the bare proxy built the same way, to the work-stealing one, to nginx).
+    rx() { awk -v a="$(med "$1" "$2" rps)" -v b="$(med "$1" "$3" rps)" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
     full_add99=$(awk -v a="$(med fixed mcpgate-full p99_us)" -v b="$(med fixed direct p99_us)" 'BEGIN{printf "%.3f", (a-b)/1000}')
     big=$(awk '$1 == "sse" && $2 == "mcpgate-plain" { n = $3 } END { print n + 0 }' "$RAW")
+    per_stream() { # target: KiB per open stream at $big streams
+        local line; line=$(awk -v n="$big" -v t="$1" '$1 == "sse" && $2 == t && $3 == n' "$RAW")
+        awk -v a="$(val "$line" rss0)" -v b="$(val "$line" rss1)" -v n="$(val "$line" open_ok)" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/n; else print "n/a" }'
+    }
     sse_line=$(awk -v n="$big" '$1 == "sse" && $2 == "mcpgate-plain" && $3 == n' "$RAW")
-    sse_per=$(awk -v a="$(val "$sse_line" rss0)" -v b="$(val "$sse_line" rss1)" -v n="$(val "$sse_line" open_ok)" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/n; else print "n/a" }')
     sse_p99=$(ms "$(val "$sse_line" p99_us)")
-    bare_line=$(awk -v n="$big" '$1 == "sse" && $2 == "pingora-bare" && $3 == n' "$RAW")
-    bare_per=$(awk -v a="$(val "$bare_line" rss0)" -v b="$(val "$bare_line" rss1)" -v n="$(val "$bare_line" open_ok)" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/n; else print "n/a" }')
+    sse_per=$(per_stream mcpgate-plain); bare_per=$(per_stream pingora-bare)
     idle_mb=$(awk -v r="${MEM_WARM[mcpgate-plain]% *}" 'BEGIN{printf "%.1f", r/1024}')
-    verdict() { awk -v x="$1" -v op="$2" -v lim="$3" 'BEGIN{ if (x == "n/a") { print "n/a"; exit } ok = (op == ">=") ? (x >= lim) : (x < lim); print ok ? "met" : "MISSED" }'; }
-    rep "### Issue 7 targets (from this run)"
+    verdict() { awk -v x="$1" -v op="$2" -v lim="$3" 'BEGIN{ if (x == "n/a") { print "n/a"; exit } ok = (op == ">=") ? (x >= lim) : (op == "<=") ? (x <= lim) : (x < lim); print ok ? "met" : "MISSED" }'; }
+    rep "### Issue 20 targets (from this run)"
     rep ""
     rep "| target | goal | measured | |"
     rep "|---|---|---:|---|"
-    rep "| plain relay throughput vs nginx | >= 1.0x | ${plain_x}x | $(verdict "$plain_x" '>=' 1.0) |"
-    rep "| (for reference) bare Pingora vs nginx | | ${bare_x}x | |"
-    rep "| (for reference) mcpgate-plain vs bare Pingora | | ${plain_bare_x}x | |"
-    rep "| full chain throughput vs nginx | >= 0.8x | ${full_x}x | $(verdict "$full_x" '>=' 0.8) |"
-    rep "| full chain p99 added latency at $FR_RATE req/s | < 0.5 ms | $full_add99 ms | $(verdict "$full_add99" '<' 0.5) |"
-    rep "| SSE memory per stream (mcpgate-plain, $big streams) | < 16 KiB | $sse_per KiB | $(verdict "$sse_per" '<' 16) |"
-    rep "| (for reference) bare Pingora per stream | | $bare_per KiB | |"
+    for kind in json sse-answer; do
+        x=$(rx "$kind" mcpgate-plain pingora-bare); rep "| $kind: mcpgate-plain vs pingora-bare | >= 0.92x | ${x}x | $(verdict "$x" '>=' 0.92) |"
+        x=$(rx "$kind" mcpgate-full pingora-bare); rep "| $kind: mcpgate-full vs pingora-bare | >= 0.80x | ${x}x | $(verdict "$x" '>=' 0.80) |"
+    done
+    if [[ " ${TARGETS[*]} " == *" pingora-bare-ws "* ]]; then
+        x=$(rx json mcpgate-plain pingora-bare-ws); rep "| json: mcpgate-plain vs pingora-bare-ws (Pingora's default runtime) | >= 1.25x | ${x}x | $(verdict "$x" '>=' 1.25) |"
+        x=$(rx json pingora-bare pingora-bare-ws); rep "| (for reference) json: pingora-bare vs pingora-bare-ws | | ${x}x | |"
+    fi
+    x=$(rx json mcpgate-plain nginx); rep "| json: mcpgate-plain vs nginx | >= 0.5x | ${x}x | $(verdict "$x" '>=' 0.5) |"
+    x=$(rx json pingora-bare nginx); rep "| (for reference) json: pingora-bare vs nginx | | ${x}x | |"
+    rep "| SSE memory per stream, mcpgate-plain ($big streams) | <= pingora-bare's ($bare_per KiB) | $sse_per KiB | $(verdict "$sse_per" '<=' "$bare_per") |"
     rep "| SSE relay p99 (mcpgate-plain, $big streams) | < 1 ms | $sse_p99 ms | $(verdict "$sse_p99" '<' 1) |"
+    rep "| full chain p99 added latency at $FR_RATE req/s | < 0.5 ms | $full_add99 ms | $(verdict "$full_add99" '<' 0.5) |"
     rep "| idle RSS (mcpgate-plain, after warm-up) | < 30 MB | $idle_mb MiB | $(verdict "$idle_mb" '<' 28.6) |"
     rep ""
     if [ "$big" -lt 5000 ]; then rep "(Only $big streams in this run: the SSE targets are stated for 10k streams.)"; rep ""; fi
@@ -775,7 +802,7 @@ log "mode $MODE; temporary directory $T"
 make_token
 make_body
 start_upstream
-free_port NGINX_PORT; free_port BARE_PORT; free_port PLAIN_PORT; free_port PLAIN_ADMIN; free_port FULL_PORT; free_port FULL_ADMIN
+free_port NGINX_PORT; free_port BARE_PORT; free_port BARE_WS_PORT; free_port PLAIN_PORT; free_port PLAIN_ADMIN; free_port FULL_PORT; free_port FULL_ADMIN
 write_nginx_conf
 write_mcpgate_conf mcpgate-plain "$PLAIN_PORT" "$PLAIN_ADMIN" 0
 write_mcpgate_conf mcpgate-full "$FULL_PORT" "$FULL_ADMIN" 1
@@ -784,9 +811,10 @@ record_cmd "$NGINX" -t -p "$T/nginx/" -e "$T/nginx/error.log" -c "$T/nginx/nginx
     || die "nginx config: $(cat "$T/nginx/check.log")"
 start_nginx
 start_bare
+[ "$RUNTIME" = per_core ] && start_bare_ws
 start_mcpgate mcpgate-plain
 start_mcpgate mcpgate-full
-log "upstream $UP_ADDR, nginx :$NGINX_PORT, pingora-bare :$BARE_PORT, mcpgate-plain :$PLAIN_PORT, mcpgate-full :$FULL_PORT"
+log "upstream $UP_ADDR, nginx :$NGINX_PORT, pingora-bare :$BARE_PORT, pingora-bare-ws :$BARE_WS_PORT, mcpgate-plain :$PLAIN_PORT, mcpgate-full :$FULL_PORT"
 for t in "${TARGETS[@]}"; do wait_ready "$t"; done
 
 # Each target answers the request as expected, and the full chain really enforces its policies.
@@ -804,14 +832,14 @@ log "checks passed: every target answers; the full chain refuses missing/bad tok
 
 sleep 1
 declare -A MEM_START=()
-for p in nginx pingora-bare mcpgate-plain mcpgate-full; do MEM_START[$p]=$(mem_kb $(proc_pids "$p")); done
+for p in "${PROXIES[@]}"; do MEM_START[$p]=$(mem_kb $(proc_pids "$p")); done
 
 # Warm-up: every target once, not recorded.
 log "warm-up (${WARM}s per target)"
 for t in "${TARGETS[@]}"; do wrk_run warm "$t" 0 /mcp "$WARM" 0; done
 sleep 1
 declare -A MEM_WARM=()
-for p in nginx pingora-bare mcpgate-plain mcpgate-full; do MEM_WARM[$p]=$(mem_kb $(proc_pids "$p")); done
+for p in "${PROXIES[@]}"; do MEM_WARM[$p]=$(mem_kb $(proc_pids "$p")); done
 c0=$(cpu_ticks $(proc_pids mcpgate-plain)); sleep 2; c1=$(cpu_ticks $(proc_pids mcpgate-plain))
 IDLE_CPU_PLAIN=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.1f", (b-a)/hz/2*100}')
 
@@ -836,7 +864,7 @@ for r in $(seq 1 "$FR_ROUNDS"); do
 done
 sleep 1
 declare -A MEM_LOAD=()
-for p in nginx pingora-bare mcpgate-plain mcpgate-full; do MEM_LOAD[$p]=$(mem_kb $(proc_pids "$p")); done
+for p in "${PROXIES[@]}"; do MEM_LOAD[$p]=$(mem_kb $(proc_pids "$p")); done
 
 # SSE streams. The proxy holds 2 descriptors per stream (client and upstream side); the count is
 # capped by the hard open-file limit when that is below what 10k streams need.
@@ -855,7 +883,7 @@ done
 ELAPSED=$(( $(date +%s) - RUN_START ))
 declare -p MODE QUICK ROUNDS WARM DUR FR_ROUNDS FR_DUR FR_RATE FR_CONNS SSE_RATE SSE_INTERVAL SSE_ACTIVE \
     SSE_IDLE WRK_THREADS WRK_CONNS THREADS NOFILE MEM_START MEM_WARM MEM_LOAD IDLE_CPU_PLAIN SSE_NOTE \
-    JWT_SECRET ORIG_ARGS ELAPSED NGINX BUILD_CMD TARGETS LOADAVG_START >"$T/state.sh"
+    JWT_SECRET ORIG_ARGS ELAPSED NGINX BUILD_CMD TARGETS PROXIES RUNTIME LOADAVG_START >"$T/state.sh"
 write_report
 
 mkdir -p "$(dirname "$OUT")"

@@ -51,6 +51,9 @@ impl ProxyHttp for Gateway {
         RequestCtx::new(self.store.current())
     }
 
+    /// None: Pingora's default installs a disabled compression module that runs on every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     async fn early_request_filter(
         &self,
         session: &mut Session,

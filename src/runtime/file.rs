@@ -123,9 +123,15 @@ pub struct ServerSettings {
     /// Worker threads of the proxy service (default: the number of CPUs).
     #[serde(default)]
     pub threads: Option<usize>,
-    /// Let idle worker threads steal work from busy ones (default true). `false` runs one
-    /// single-threaded runtime per thread: less CPU per request, but upstream connections are
-    /// reused less often (see benches/RESULTS.md).
+    /// How the proxy's worker threads are organised (default `per_core`): one proxy per thread,
+    /// each with its own single-threaded runtime, upstream pool and `SO_REUSEPORT` listening
+    /// socket; or `work_stealing`, one proxy whose threads share tasks and one pool.
+    #[serde(default)]
+    pub runtime: Option<RuntimeModel>,
+    /// With `runtime: work_stealing` only: `false` runs the one proxy on single-threaded
+    /// runtimes without stealing (upstream connections are then reused less often, see
+    /// benches/RESULTS.md). Set alone, `true` means `runtime: work_stealing` and `false` means
+    /// `per_core`.
     #[serde(default)]
     pub work_stealing: Option<bool>,
     /// After a graceful upgrade or SIGQUIT: how long the old process keeps serving in-flight
@@ -153,6 +159,28 @@ pub struct ServerSettings {
     /// ones. A late header gets 408 and the connection is closed.
     #[serde(default)]
     pub header_timeout: Option<String>,
+}
+
+/// `server.runtime`: how the proxy's worker threads are organised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeModel {
+    /// One proxy service per worker thread: a single-threaded runtime, its own upstream
+    /// connection pool, its own `SO_REUSEPORT` socket on every listener (nginx's model).
+    PerCore,
+    /// One proxy service whose threads share a work-stealing runtime and one upstream pool.
+    WorkStealing,
+}
+
+impl ServerSettings {
+    /// The model in effect: `runtime`, else what `work_stealing` alone asks for, else per core.
+    pub fn runtime_model(&self) -> RuntimeModel {
+        match (self.runtime, self.work_stealing) {
+            (Some(m), _) => m,
+            (None, Some(true)) => RuntimeModel::WorkStealing,
+            (None, _) => RuntimeModel::PerCore,
+        }
+    }
 }
 
 /// The access log.

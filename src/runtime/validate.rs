@@ -3,7 +3,7 @@
 
 use super::file::{
     AccessLogSettings, EndpointConfig, FileConfig, Listen, ListenerConfig, ListenerEntry,
-    ServerSettings,
+    RuntimeModel, ServerSettings,
 };
 use crate::config::{parse_duration, parse_host_url, Problem};
 use serde_json::Value;
@@ -19,6 +19,7 @@ pub fn check(cfg: &FileConfig, problems: &mut Vec<Problem>) {
     check_listen(&cfg.listen, &mut bound, problems);
     check_admin(cfg.admin.as_deref(), &mut bound, problems);
     check_server(&cfg.server, problems);
+    check_per_core_ports(cfg, problems);
     check_access_log(&cfg.access_log, problems);
     duration_field(&cfg.reload.interval, "reload.interval", problems);
     duration_field(&cfg.reload.debounce, "reload.debounce", problems);
@@ -105,6 +106,12 @@ fn check_server(s: &ServerSettings, problems: &mut Vec<Problem>) {
     if s.threads == Some(0) {
         problems.push(Problem::new("server.threads", "must be at least 1"));
     }
+    if s.runtime == Some(RuntimeModel::PerCore) && s.work_stealing.is_some() {
+        problems.push(Problem::new(
+            "server.work_stealing",
+            "applies only to `runtime: work_stealing` (per_core workers never steal)",
+        ));
+    }
     duration_field(&s.grace_period, "server.grace_period", problems);
     duration_field(
         &s.graceful_shutdown_timeout,
@@ -119,6 +126,27 @@ fn check_server(s: &ServerSettings, problems: &mut Vec<Problem>) {
             )),
             Ok(_) => {}
             Err(msg) => problems.push(Problem::new("server.header_timeout", msg)),
+        }
+    }
+}
+
+/// Per-core workers each bind their own socket to every listener address: port 0 would give each
+/// a different port.
+fn check_per_core_ports(cfg: &FileConfig, problems: &mut Vec<Problem>) {
+    if cfg.server.runtime_model() != RuntimeModel::PerCore || cfg.server.threads == Some(1) {
+        return;
+    }
+    for (i, l) in cfg.listen.entries().iter().enumerate() {
+        if l.address.parse::<SocketAddr>().is_ok_and(|a| a.port() == 0) {
+            let path = match cfg.listen {
+                Listen::One(_) => "listen".to_string(),
+                Listen::Many(_) => format!("listen[{i}]"),
+            };
+            problems.push(Problem::new(
+                path,
+                "port 0 cannot be shared by the per-core workers: give a port, or set \
+                 `server.runtime: work_stealing`",
+            ));
         }
     }
 }
@@ -379,6 +407,52 @@ mod tests {
             let err = check(bad).expect_err(bad);
             assert!(err.contains("server.header_timeout"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn runtime_model_and_its_problems() {
+        let load = |listen: &str, server: &str| {
+            let text = format!(
+                "listen: {listen}\nserver:\n{server}endpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://127.0.0.1:3000]\n"
+            );
+            crate::runtime::load::load_str(&text, false, "t").map_err(|e| e.to_string())
+        };
+        let model = |server: &str| {
+            load("127.0.0.1:8080", server)
+                .expect("valid")
+                .server
+                .runtime_model()
+        };
+        assert_eq!(model("  threads: 2\n"), RuntimeModel::PerCore);
+        assert_eq!(model("  runtime: per_core\n"), RuntimeModel::PerCore);
+        assert_eq!(
+            model("  runtime: work_stealing\n"),
+            RuntimeModel::WorkStealing
+        );
+        assert_eq!(
+            model("  runtime: work_stealing\n  work_stealing: false\n"),
+            RuntimeModel::WorkStealing
+        );
+        // `work_stealing` alone: true keeps work stealing, false is what per_core does better.
+        assert_eq!(model("  work_stealing: true\n"), RuntimeModel::WorkStealing);
+        assert_eq!(model("  work_stealing: false\n"), RuntimeModel::PerCore);
+
+        let err = load(
+            "127.0.0.1:8080",
+            "  runtime: per_core\n  work_stealing: true\n",
+        )
+        .expect_err("conflict");
+        assert!(err.contains("server.work_stealing: applies only"), "{err}");
+        let err = load("127.0.0.1:8080", "  runtime: per_thread\n").expect_err("unknown");
+        assert!(err.contains("runtime"), "{err}");
+        // Port 0 would give each worker another port: refused unless one worker or work stealing.
+        let err = load("127.0.0.1:0", "  threads: 2\n").expect_err("port 0");
+        assert!(err.contains("listen: port 0 cannot be shared"), "{err}");
+        let err = load("[127.0.0.1:8080, 127.0.0.1:0]", "  threads: 3\n").expect_err("port 0");
+        assert!(err.contains("listen[1]: port 0"), "{err}");
+        assert!(!err.contains("listen[0]"), "{err}");
+        load("127.0.0.1:0", "  threads: 1\n").expect("one worker");
+        load("127.0.0.1:0", "  threads: 2\n  runtime: work_stealing\n").expect("shared");
     }
 
     #[test]
