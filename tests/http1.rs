@@ -276,7 +276,7 @@ async fn expect_100_continue_comes_before_the_body_or_the_refusal_comes_instead(
     let up = recording("a", 200, r#"{"ok":true}"#).await;
     let hash = mcpgate::policy::auth::api_key::hash_key("mcpk_http1-key");
     let gw = Gateway::start(&format!(
-        "endpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{up}]\n  - path: /inspect\n    backend:\n      hosts: [http://{up}]\n    policies:\n      mcp:\n        inspect: true\n  - path: /auth\n    backend:\n      hosts: [http://{up}]\n    policies:\n      auth:\n        api_keys:\n          keys:\n            - {{name: bot, sha256: \"{hash}\"}}\n      limits:\n        max_body: 100\n",
+        "endpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://{up}]\n  - path: /inspect\n    backend:\n      hosts: [http://{up}]\n    policies:\n      mcp:\n        inspect: true\n        max_body: 1KiB\n  - path: /auth\n    backend:\n      hosts: [http://{up}]\n    policies:\n      auth:\n        api_keys:\n          keys:\n            - {{name: bot, sha256: \"{hash}\"}}\n      limits:\n        max_body: 100\n",
         up = up.addr
     ));
     let mut sent = 0;
@@ -338,6 +338,11 @@ async fn expect_100_continue_comes_before_the_body_or_the_refusal_comes_instead(
             "no endpoint",
             post("/nope", PING, "Expect: 100-continue\r\n"),
             404,
+        ),
+        (
+            "too large to inspect",
+            post("/inspect", &"x".repeat(2000), "Expect: 100-continue\r\n"),
+            413,
         ),
     ] {
         let mut conn = Conn::open(&gw).await;

@@ -13,7 +13,6 @@
 //!
 //! HTTP/2 connections are handed to Pingora unchanged.
 
-use super::ctx::RequestCtx;
 use super::header_deadline::{DeadlineStream, HeaderClock};
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -133,17 +132,6 @@ pub async fn send_continue(session: &mut Session) {
         return;
     }
     session.set_keepalive(keepalive);
-}
-
-/// Sends `100 Continue` before the body is read for inspection: the policies that need no body
-/// have passed, the others need the body.
-pub async fn continue_before_inspection(session: &mut Session, ctx: &RequestCtx) {
-    let inspects = ctx
-        .endpoint()
-        .is_some_and(|ep| ep.policies.inspection.is_some());
-    if inspects && session.req_header().method == http::Method::POST {
-        send_continue(session).await;
-    }
 }
 
 /// Before the gateway writes its own answer: keep the connection when the request was read whole

@@ -38,6 +38,9 @@ pub async fn run(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Gate
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::InspectionTooLarge { limit });
     }
+    // The checks that need no body have passed, and the declared size fits: a client waiting
+    // for `100 Continue` may send the body now (a refusal above came instead of it).
+    super::http1::send_continue(session).await;
     session.enable_retry_buffering();
     let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit) as usize);
     let read = async {

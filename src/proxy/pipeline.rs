@@ -25,7 +25,6 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         other => other,
     };
     if let Verdict::Continue = verdict {
-        http1::continue_before_inspection(session, ctx).await;
         verdict = match inspection::run(session, ctx)
             .await
             .and_then(|()| rules(session, ctx))
