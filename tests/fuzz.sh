@@ -3,7 +3,8 @@
 # toolchain). The targets live in tests/fuzz (their own crate and target dir: the main build and
 # `cargo test` never compile them); see tests/fuzz/src/lib.rs for what each asserts.
 #
-#   tests/fuzz.sh --ci             replay the seeds and regressions, then 30 s per target (CI)
+#   tests/fuzz.sh --ci             replay the seeds and regressions (fails on any), then 30 s per
+#                                  target (new crashing inputs are listed, not fatal: see below)
 #   tests/fuzz.sh --minutes N      N minutes per target (resumes the corpus in tests/fuzz/out/)
 #   tests/fuzz.sh --minutes N inspect jwt    only those targets
 #
@@ -75,11 +76,19 @@ for t in "${targets[@]}"; do
     "$(get execs_per_sec)" "$(get corpus_count)" "$(get bitmap_cvg)" "$(get saved_crashes)"
   crashes=$(find "$out/default/crashes" -type f -name 'id:*' 2>/dev/null | sort)
   if [[ -n $crashes ]]; then
-    failed=1
     echo "CRASH in $t; reproduce with: (cd tests/fuzz && $bin $t FILE)"
     echo "$crashes" | sed 's/^/  /'
+    if [[ $mode == ci ]]; then
+      # CI gates on the replay above (seeds and every regression kept so far), which is the same
+      # on every run; a new input found by this short, nondeterministic exploration is reported
+      # loudly to be kept as a regression with its fix, but does not fail an unrelated change.
+      found=1
+    else
+      failed=1
+    fi
   fi
 done
 echo "fuzzing took $((SECONDS - t0)) s in all"
 if ((failed)); then echo "fuzz: FAILED"; exit 1; fi
+if ((${found:-0})); then echo "fuzz: NEW CRASHING INPUTS FOUND (listed above): keep each under regressions/ with its fix"; exit 0; fi
 echo "fuzz: no crash"

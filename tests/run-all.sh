@@ -35,7 +35,7 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test (every peer required: a missing redis-server or Python SDK fails, never skips)"
 MCPGATE_REQUIRE_PEERS=1 cargo test --locked
 
-step "fuzzing: AFL++ over the parsers, seeds and regressions replayed, then 30 s per target (tests/fuzz.sh --ci; fails on a crash)"
+step "fuzzing: AFL++ over the parsers, seeds and regressions replayed (fails on any), then 30 s per target (tests/fuzz.sh --ci)"
 tests/fuzz.sh --ci
 
 step "deploy files: promtool (config, rules, rule tests, dashboard queries), systemd-analyze, manifests, a live upgrade with deploy/upgrade.sh"

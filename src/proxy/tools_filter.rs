@@ -229,14 +229,25 @@ fn filter_event(
     let mut out = String::with_capacity(event.len());
     for (i, line) in lines.iter().enumerate() {
         let bare = line.trim_end_matches(['\n', '\r']);
-        if bare.starts_with("data") && bare[4..].chars().next().is_none_or(|c| c == ':') {
+        if is_data_line(line) {
             if i == first_data {
-                // One `data:` line per line of the JSON (a pretty-printed answer spans several).
-                let ending = &line[bare.len()..];
+                // One `data:` line per line of the JSON (a pretty-printed answer spans several),
+                // each ended as the first data line was, but not by a lone `\r` before a line
+                // that starts with `\n`: the two would read as one `\r\n` break, and a blank
+                // line ending the event would be lost.
+                let next_starts_with_lf = lines[i + 1..]
+                    .iter()
+                    .find(|l| !is_data_line(l))
+                    .is_some_and(|l| l.starts_with('\n'));
+                let ending = match &line[bare.len()..] {
+                    "" => "\n",
+                    "\r" if next_starts_with_lf => "\n",
+                    ending => ending,
+                };
                 for json_line in filtered.split('\n') {
                     out.push_str("data: ");
                     out.push_str(json_line.trim_end_matches('\r'));
-                    out.push_str(if ending.is_empty() { "\n" } else { ending });
+                    out.push_str(ending);
                 }
             }
         } else {
@@ -244,6 +255,12 @@ fn filter_event(
         }
     }
     Ok(Some(out.into_bytes()))
+}
+
+/// Whether an SSE line (with its line ending) is a `data` field.
+fn is_data_line(line: &str) -> bool {
+    let bare = line.trim_end_matches(['\n', '\r']);
+    bare.starts_with("data") && bare[4..].chars().next().is_none_or(|c| c == ':')
 }
 
 /// The length of the line break at `i`: 2 for `\r\n`, 1 for `\n` or `\r`, 0 for none.

@@ -347,3 +347,26 @@ fn the_hold_limit_bounds_events_whatever_the_chunks() {
         );
     }
 }
+
+#[test]
+fn a_filtered_event_whose_data_line_ended_in_a_lone_cr_still_ends() {
+    // A result spread over two `data:` lines, the first ending in a lone `\r`, then the blank
+    // line; a notification event after it. Written back with `\r` endings, the blank line's `\n`
+    // would join the last `\r` into one break, and the next event's data would run into this one.
+    let input = "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"secret_x\"}],\r\
+                 data:   \"nextCursor\":\"c\"}}\n\n\
+                 data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n";
+    for size in [1, 7, input.len()] {
+        let (out, refused) = run(true, input.as_bytes(), size);
+        assert_eq!(refused, None, "{out:?}");
+        assert!(!out.contains("secret_x"), "{out:?}");
+        // The filter's own output reads back as the same events, unchanged.
+        let (again, refused) = run(true, out.as_bytes(), size);
+        assert_eq!(refused, None, "the output reads back: {again:?}");
+        assert_eq!(again, out);
+        assert!(
+            out.ends_with("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n"),
+            "{out:?}"
+        );
+    }
+}
