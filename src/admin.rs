@@ -190,19 +190,44 @@ impl AdminApp {
         respond(StatusCode::OK, encoder.format_type(), body)
     }
 
+    /// Readiness, with each endpoint's hosts and healthy hosts; a federated endpoint counts its
+    /// servers' hosts, lists each server and says `ready: false` while a required server has
+    /// no healthy host (it cannot start a session then). The status is 503 only while draining:
+    /// an upstream that is down is down for every instance of a fleet alike, and the gateway
+    /// answers its clients with a clear JSON-RPC error meanwhile.
     fn ready(&self) -> Response<Vec<u8>> {
         let snapshot = self.store.current();
         let endpoints: Vec<_> = snapshot
             .endpoints
             .iter()
-            .map(|ep| {
-                let healthy = ep
-                    .backend
-                    .hosts
-                    .iter()
-                    .filter(|h| h.metrics.healthy.get() == 1)
-                    .count();
-                serde_json::json!({"name": ep.name, "hosts": ep.backend.hosts.len(), "healthy_hosts": healthy})
+            .map(|ep| match &ep.federation {
+                Some(fed) => {
+                    let counts: Vec<(usize, usize)> = fed
+                        .servers
+                        .iter()
+                        .map(|s| (s.backend.hosts.len(), healthy_hosts(&s.backend)))
+                        .collect();
+                    let servers: Vec<_> = fed
+                        .servers
+                        .iter()
+                        .zip(&counts)
+                        .map(|(s, (hosts, healthy))| {
+                            serde_json::json!({"alias": s.alias, "required": s.required,
+                                "hosts": hosts, "healthy_hosts": healthy})
+                        })
+                        .collect();
+                    let ready = fed
+                        .servers
+                        .iter()
+                        .zip(&counts)
+                        .all(|(s, (_, healthy))| !s.required || *healthy > 0);
+                    serde_json::json!({"name": ep.name,
+                        "hosts": counts.iter().map(|c| c.0).sum::<usize>(),
+                        "healthy_hosts": counts.iter().map(|c| c.1).sum::<usize>(),
+                        "ready": ready, "servers": servers})
+                }
+                None => serde_json::json!({"name": ep.name, "hosts": ep.backend.hosts.len(),
+                    "healthy_hosts": healthy_hosts(&ep.backend)}),
             })
             .collect();
         let draining = drain::is_draining();
@@ -220,6 +245,14 @@ impl AdminApp {
             }),
         )
     }
+}
+
+/// The hosts of a backend its health checks count healthy.
+fn healthy_hosts(b: &crate::runtime::backend::Backend) -> usize {
+    b.hosts
+        .iter()
+        .filter(|h| h.metrics.healthy.get() == 1)
+        .count()
 }
 
 #[async_trait]

@@ -12,6 +12,9 @@ use crate::policy::tools::ToolPolicy;
 use std::collections::HashSet;
 use std::time::Duration;
 
+/// The most routed calls whose server is kept (for `notifications/cancelled`).
+pub const MAX_CALLS: usize = 4096;
+
 /// Longest alias: names stay readable and leave room under the 64-character tool-name rule.
 pub const MAX_ALIAS: usize = 20;
 
@@ -116,6 +119,9 @@ pub struct Federation {
     pub metrics: FederationMetrics,
     /// The servers' own tool and prompt names, as last listed (see `proxy::federation::resolve`).
     pub names: pingora_memory_cache::MemoryCache<u64, std::sync::Arc<Vec<String>>>,
+    /// The server of each routed call in flight, by session and request id (see
+    /// `proxy::federation::calls`).
+    pub calls: pingora_memory_cache::MemoryCache<u64, usize>,
 }
 
 impl Federation {
@@ -191,6 +197,7 @@ pub fn compile(
         session_ttl: dur(&settings.session_ttl, Duration::from_secs(24 * 3600)),
         sealer: sealer.clone(),
         names: pingora_memory_cache::MemoryCache::new(64 * servers.len().max(1)),
+        calls: pingora_memory_cache::MemoryCache::new(MAX_CALLS),
     })
 }
 

@@ -4,6 +4,9 @@
 
 mod faults;
 mod peers;
+mod ready;
+mod routing;
+mod stateless;
 
 use crate::support::{metric_value, Gateway};
 use axum::body::{Body, Bytes};

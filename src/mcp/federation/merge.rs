@@ -116,8 +116,8 @@ pub fn instructions<'a>(
     (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
-/// The items of one server's list page with their names or URIs exposed; items without a
-/// usable name or URI are dropped.
+/// The items of one server's list page with their names or URIs exposed (a URI keeps the
+/// server's own when prefixing is off); items without a usable name or URI are dropped.
 pub fn expose_items(method: &str, alias: &str, prefix: bool, items: Vec<Value>) -> Vec<Value> {
     let field = match method {
         "tools/list" | "prompts/list" => "name",
@@ -131,7 +131,8 @@ pub fn expose_items(method: &str, alias: &str, prefix: bool, items: Vec<Value>) 
             let own = item.get(field)?.as_str()?.to_string();
             let exposed = match field {
                 "name" => names::expose(alias, &own, prefix),
-                _ => names::expose_uri(alias, &own),
+                _ if prefix => names::expose_uri(alias, &own),
+                _ => own,
             };
             item.as_object_mut()?
                 .insert(field.into(), Value::String(exposed));
@@ -205,8 +206,18 @@ mod tests {
         assert_eq!(out[0]["name"], json!("r"), "a resource's name stays");
         let t = vec![json!({"uriTemplate": "mem://{x}"})];
         assert_eq!(
-            expose_items("resources/templates/list", "m", true, t)[0]["uriTemplate"],
+            expose_items("resources/templates/list", "m", true, t.clone())[0]["uriTemplate"],
             json!("m+mem://{x}")
+        );
+        // Prefixing off: the server's own URIs, as its own names.
+        let res = vec![json!({"uri": "file:///r", "name": "r"})];
+        assert_eq!(
+            expose_items("resources/list", "docs", false, res)[0]["uri"],
+            json!("file:///r")
+        );
+        assert_eq!(
+            expose_items("resources/templates/list", "m", false, t)[0]["uriTemplate"],
+            json!("mem://{x}")
         );
         assert_eq!(
             instructions([("a", Some("use a")), ("b", None)].into_iter()),

@@ -43,7 +43,7 @@ pub async fn initialize(
     let client = session.req_header().clone();
     let calls = fed.servers.iter().map(|server| {
         let host = client::pick_host(server).and_then(|i| server.backend.hosts.get(i));
-        let h = headers(&client, ep, server, None);
+        let h = headers(&client, ctx, ep, server, None);
         let bytes = bytes.clone();
         let id = id.clone();
         async move {
@@ -113,11 +113,11 @@ pub async fn initialize(
     if let Some(alias) =
         failed_required.or_else(|| joined.is_empty().then(|| "every server".into()))
     {
-        end_sessions(&client, ep, fed, &token_session).await;
+        end_sessions((&client, ctx), ep, fed, &token_session).await;
         return Err(GatewayError::FederatedServerFailed { server: alias });
     }
     let Some(token) = token_session.seal(&fed.sealer, &ep.path) else {
-        end_sessions(&client, ep, fed, &token_session).await;
+        end_sessions((&client, ctx), ep, fed, &token_session).await;
         tracing::error!(endpoint = %ep.name, "could not seal a federated session id");
         return Err(GatewayError::Internal);
     };
@@ -151,7 +151,7 @@ pub async fn initialize(
 
 /// Ends the upstream sessions of `fs` (DELETE to each), within the deadline; outcomes logged.
 async fn end_sessions(
-    client: &RequestHeader,
+    (client, ctx): (&RequestHeader, &RequestCtx),
     ep: &Endpoint,
     fed: &Federation,
     fs: &FedSession,
@@ -159,7 +159,7 @@ async fn end_sessions(
     let calls = fs.servers.iter().filter_map(|s| {
         let (_, server) = fed.server(&s.alias)?;
         s.session.as_ref()?;
-        let h = headers(client, ep, server, Some(s));
+        let h = headers(client, ctx, ep, server, Some(s));
         Some(async move {
             client::send(server, &s.host, http::Method::DELETE, h, None, fed.deadline)
                 .await
@@ -179,7 +179,7 @@ pub async fn delete(
 ) {
     let started = Instant::now();
     let client = session.req_header().clone();
-    let results = end_sessions(&client, ep, fed, fs).await;
+    let results = end_sessions((&client, ctx), ep, fed, fs).await;
     fed.metrics
         .fanout("DELETE", started.elapsed().as_secs_f64());
     for r in results {
@@ -205,7 +205,12 @@ pub async fn broadcast(
 ) -> Result<(), GatewayError> {
     let started = Instant::now();
     let client = session.req_header().clone();
-    let results = join_all(fs.servers.iter().map(|s| post(&client, (ep, fed), s, body))).await;
+    let results = join_all(
+        fs.servers
+            .iter()
+            .map(|s| post((&client, ctx), (ep, fed), s, body)),
+    )
+    .await;
     fed.metrics.fanout(
         if has_result { "other" } else { "notification" },
         started.elapsed().as_secs_f64(),
@@ -263,8 +268,12 @@ pub async fn list(
         if let Some(c) = cursor {
             req["params"]["cursor"] = json!(c);
         }
+        // The client's request metadata (2026-07-28 carries its revision there).
+        if let Some(meta) = body.pointer("/params/_meta") {
+            req["params"]["_meta"] = meta.clone();
+        }
         let client = &client;
-        async move { post(client, (ep, fed), s, &req).await }
+        async move { post((client, ctx), (ep, fed), s, &req).await }
     });
     let results = join_all(calls).await;
     fed.metrics.fanout(method, started.elapsed().as_secs_f64());
@@ -327,8 +336,8 @@ pub async fn list(
             });
         }
     }
-    if !fed.prefix && (method == "tools/list" || method == "prompts/list") {
-        drop_duplicates(fed, &mut items);
+    if !fed.prefix {
+        drop_duplicates(fed, super::resolve::field(method), &mut items);
     }
     let mut result = json!({ key: items.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
     if !next.is_empty() {
@@ -353,9 +362,10 @@ fn cursor_of<'a>(asks: &'a [(&ServerSession, Option<String>)], alias: &str) -> O
         .and_then(|(_, c)| c.as_deref())
 }
 
-/// Unprefixed names two servers share are left out (neither could be called by that name).
-fn drop_duplicates(fed: &Federation, items: &mut Vec<(usize, Value)>) {
-    let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+/// Unprefixed names (or URIs, URI templates: `field`) two servers share are left out (neither
+/// could be called by it).
+fn drop_duplicates(fed: &Federation, field: &str, items: &mut Vec<(usize, Value)>) {
+    let name = |v: &Value| v.get(field).and_then(Value::as_str).map(str::to_string);
     let mut count = std::collections::HashMap::new();
     for (_, v) in items.iter() {
         if let Some(n) = name(v) {

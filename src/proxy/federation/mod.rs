@@ -3,12 +3,16 @@
 //! `completion/complete`) are relayed on the normal streaming path with the name or URI
 //! rewritten in the body and in `Mcp-Name`; the upstream gets its own session id and version.
 //! Requests that fan out (initialize, lists, ping, notifications, `logging/setLevel`, DELETE)
-//! are answered here (`fanout.rs`). GET is answered 405 until merged streams exist.
+//! are answered here (`fanout.rs`). GET is answered 405 until merged streams exist. At
+//! 2026-07-28 and later, `server/discover` and requests without a session are `stateless.rs`.
 
 pub mod answer;
+pub mod calls;
 pub mod client;
 pub mod fanout;
 pub mod resolve;
+pub mod stateless;
+pub mod template;
 
 use super::ctx::{RequestCtx, Routed};
 use crate::error::GatewayError;
@@ -120,13 +124,16 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         return Ok(true);
     }
     if name == "server/discover" {
-        return Err(GatewayError::InvalidJsonRpc {
-            code: -32601,
-            message: "server/discover is not offered by this federated endpoint; use initialize"
-                .into(),
-        });
+        stateless::discover(session, ctx, ep, fed, &body).await?;
+        return Ok(true);
     }
-    let (fs, _) = open_session(session.req_header(), ctx, &ep.path, fed)?;
+    // 2026-07-28 and later: no session, every server.
+    let (fs, token) = match stateless::session(session.req_header(), ctx, fed) {
+        Some(fs) => (fs, None),
+        None => {
+            open_session(session.req_header(), ctx, &ep.path, fed).map(|(s, t)| (s, Some(t)))?
+        }
+    };
     match name.as_str() {
         "ping" => {
             fanout::answer_result(session, ctx, &body, serde_json::json!({})).await;
@@ -141,7 +148,8 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
             Ok(true)
         }
         n if msg.id.is_none() && n.starts_with("notifications/") => {
-            fanout::broadcast(session, ctx, (ep, fed, &fs), &body, false).await?;
+            let to = calls::recipients(fed, token.as_deref(), &fs, &body);
+            fanout::broadcast(session, ctx, (ep, fed, &to), &body, false).await?;
             Ok(true)
         }
         "tools/call"
@@ -151,6 +159,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         | "resources/unsubscribe"
         | "completion/complete" => {
             let routed = route(session.req_header(), ctx, fed, &fs, &name, body).await?;
+            calls::started(fed, token.as_deref(), msg.id.as_ref(), routed.server);
             fed.metrics.routed(routed.server);
             ctx.routed = Some(routed);
             Ok(false)
@@ -186,7 +195,9 @@ async fn route(
         .and_then(Value::as_str)
         .ok_or_else(|| invalid_params("the call names no tool, prompt or resource"))?
         .to_string();
-    let (server, own) = if pointer.ends_with("uri") {
+    let (server, own) = if pointer.ends_with("uri") && !fed.prefix {
+        resolve::resolve_uri(req, ctx, fed, fs, &exposed).await?
+    } else if pointer.ends_with("uri") {
         let (alias, own) =
             names::split_uri(&exposed).ok_or_else(|| invalid_params("unknown resource URI"))?;
         let (i, _) = fed
