@@ -1,10 +1,17 @@
 //! Fan-out details: `notifications/cancelled` goes to the server that owns the request, and
 //! fan-out requests go through the servers' circuit breakers (a host whose breaker is open is
-//! not asked, and a new session starts on a host whose breaker is closed).
+//! not asked, and a new session starts on a host whose breaker is closed) and carry the
+//! identity claims and `traceparent` as relayed requests do.
 
 use super::{config, demo, init, rpc, scripted, start_session};
 use crate::support::{dead_addr, metric_value, Gateway};
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::any;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -85,4 +92,119 @@ async fn fan_out_requests_go_through_the_circuit_breakers() {
         1.0,
         "{m}"
     );
+}
+
+/// What a header-recording MCP server received: (JSON-RPC method, headers).
+type Heard = Arc<Mutex<Vec<(String, HeaderMap)>>>;
+
+/// A JSON-answering MCP server that records every request's headers.
+async fn recorder() -> (SocketAddr, Heard, tokio::task::JoinHandle<()>) {
+    let heard: Heard = Arc::new(Mutex::new(Vec::new()));
+    let h2 = heard.clone();
+    let router = axum::Router::new().fallback(any(move |headers: HeaderMap, body: Bytes| {
+        let heard = h2.clone();
+        async move {
+            let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let method = msg["method"].as_str().unwrap_or("").to_string();
+            if let Ok(mut v) = heard.lock() {
+                v.push((method.clone(), headers));
+            }
+            let result = match method.as_str() {
+                "initialize" => json!({"protocolVersion": msg["params"]["protocolVersion"],
+                    "capabilities": {"tools": {}}, "serverInfo": {"name": "rec", "version": "1"}}),
+                "tools/list" => json!({"tools": []}),
+                _ => {
+                    return Response::builder()
+                        .status(202)
+                        .body(Body::empty())
+                        .unwrap_or_default()
+                }
+            };
+            Response::builder()
+                .header("content-type", "application/json")
+                .header("mcp-session-id", "r-1")
+                .body(Body::from(
+                    json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string(),
+                ))
+                .unwrap_or_default()
+        }
+    }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(l, router).await;
+    });
+    (addr, heard, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_requests_carry_identity_claims_and_traceparent() {
+    let (r, heard, _task) = recorder().await;
+    let secret = "0123456789abcdef0123456789abcdef";
+    let yaml = format!(
+        "tracing:\n  endpoint: http://127.0.0.1:9/v1/traces\n  batch_delay: 100ms\npolicies:\n  auth:\n    jwt:\n      secret: \"{secret}\"\n      algorithms: [HS256]\n      audience_check: false\n      propagate_claims: {{sub: X-User-Id}}\n{}",
+        config(&[("r", r, true)], "").replacen(&format!("sessions:\n  key: {KEY}\n"), "", 1)
+    );
+    let gw = Gateway::start(&format!("sessions:\n  key: {KEY}\n{yaml}"));
+    let token = hs256(
+        &json!({"sub": "alice", "exp": 4_000_000_000u64}),
+        secret.as_bytes(),
+    );
+    let auth = format!("Bearer {token}");
+    let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-user-id", "mallory"),
+        ("traceparent", parent),
+    ];
+    let sid = start_session(&gw, &headers).await;
+    let (status, _, r) = rpc(
+        &gw,
+        Some(&sid),
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let heard = heard.lock().map(|v| v.clone()).unwrap_or_default();
+    for method in ["initialize", "notifications/initialized", "tools/list"] {
+        let (_, h) = heard
+            .iter()
+            .find(|(m, _)| m == method)
+            .unwrap_or_else(|| panic!("{method} reached the server"));
+        let value = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(
+            value("x-user-id"),
+            "alice",
+            "{method}: the claim, not the client's header"
+        );
+        assert!(
+            value("authorization").is_empty(),
+            "{method}: the gateway's credentials stay"
+        );
+        let trace = value("traceparent");
+        assert!(
+            trace.starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+                && !trace.contains("b7ad6b7169203331"),
+            "{method}: the request span is the parent: {trace:?}"
+        );
+    }
+}
+
+/// An HS256 JWT.
+fn hs256(claims: &Value, secret: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let msg = format!(
+        "{}.{}",
+        b64.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string()),
+        b64.encode(claims.to_string())
+    );
+    let key = openssl::pkey::PKey::hmac(secret).expect("hmac key");
+    let sig = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
+        .and_then(|mut s| s.sign_oneshot_to_vec(msg.as_bytes()))
+        .expect("sign");
+    format!("{msg}.{}", b64.encode(sig))
 }
