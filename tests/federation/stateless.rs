@@ -3,7 +3,7 @@
 //! templates, duplicates left out); answers as SSE to a client that takes only SSE.
 
 use super::{config, demo, rpc, scripted, start_session, WAIT};
-use crate::support::{metric_value, Gateway};
+use crate::support::{dead_addr, metric_value, Gateway};
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use axum::routing::any;
@@ -83,7 +83,8 @@ async fn server_discover_answers_what_every_required_server_supports() {
         "{m}"
     );
 
-    // A required server that fails: a clear JSON-RPC error with the request's id.
+    // A required server without discovery (an older revision): 400 with -32601 and the id,
+    // so the client falls back to initialize.
     let gw = Gateway::start(&config(&[("a", a, true), ("c", c.addr, true)], ""));
     let (status, _, r) = rpc(
         &gw,
@@ -92,13 +93,26 @@ async fn server_discover_answers_what_every_required_server_supports() {
         stateless(6, "server/discover", json!({})),
     )
     .await;
-    assert_eq!(status, 502, "{r}");
-    assert_eq!(r["id"], 6, "{r}");
+    assert_eq!(
+        (status, r["id"].clone(), r["error"]["code"].clone()),
+        (400, json!(6), json!(-32601)),
+        "{r}"
+    );
+    // A required server that fails: 502, a clear JSON-RPC error with the id.
+    let gw = Gateway::start(&config(&[("a", a, true), ("gone", dead_addr(), true)], ""));
+    let (status, _, r) = rpc(
+        &gw,
+        None,
+        &headers,
+        stateless(7, "server/discover", json!({})),
+    )
+    .await;
+    assert_eq!((status, r["id"].clone()), (502, json!(7)), "{r}");
     assert!(
         r["error"]["message"]
             .as_str()
             .unwrap_or_default()
-            .contains('c'),
+            .contains("gone"),
         "{r}"
     );
 }

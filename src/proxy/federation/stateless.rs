@@ -118,7 +118,9 @@ pub fn merge_discover(ep: &Endpoint, joined: &[(&str, bool, Value)]) -> Option<V
 
 /// `server/discover`: every server asked in parallel within the deadline. A required server
 /// that fails (or the required servers sharing no version) fails the request with a JSON-RPC
-/// error; an optional one is left out (logged, counted).
+/// error: 400 with -32601 when it does not offer discovery (a 4xx or a JSON-RPC error: an older
+/// revision), so the client falls back to `initialize`, else 502; an optional one is left out
+/// (logged, counted).
 pub async fn discover(
     session: &mut Session,
     ctx: &RequestCtx,
@@ -158,6 +160,12 @@ pub async fn discover(
                 fed.deadline,
             )
             .await?;
+            // A JSON-RPC error: the server does not offer discovery (an older revision).
+            let error = merge::find_response(&reply.content_type, &reply.body, id)
+                .is_some_and(|m| m.get("error").is_some());
+            if error {
+                return Err(Fail::Status(400));
+            }
             result_of(&reply, id)
         }
     });
@@ -170,11 +178,23 @@ pub async fn discover(
             Ok(result) => joined.push((server.alias.as_str(), server.required, result)),
             Err(fail) => {
                 missing(fed, i, "server/discover", fail);
-                if server.required {
-                    return Err(GatewayError::FederatedServerFailed {
-                        server: server.alias.clone(),
+                if !server.required {
+                    continue;
+                }
+                // A required server of an older revision: the client falls back to
+                // initialize on a 400, as with a server that has no discovery.
+                if matches!(fail, Fail::Status(400..=499)) {
+                    return Err(GatewayError::InvalidJsonRpc {
+                        code: -32601,
+                        message: format!(
+                            "server {} does not offer server/discover; use initialize",
+                            server.alias
+                        ),
                     });
                 }
+                return Err(GatewayError::FederatedServerFailed {
+                    server: server.alias.clone(),
+                });
             }
         }
     }
