@@ -69,24 +69,46 @@ fn sse_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
         .unwrap_or_default()
 }
 
+/// The GET stream of a streaming server.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Get {
+    /// None (405).
+    No,
+    /// Two events, then open.
+    Yes,
+    /// The two events, then two `notifications/tools/list_changed` (`g::3`, `g::4`).
+    ListChanged,
+}
+
 /// A streaming MCP server named `name`, session `{name}-session`, one tool `ask`: its answer is
 /// an SSE stream that first sends `sampling/createMessage` (id 77, event `p::1`), waits for the
 /// client's answer, then answers the call with the sampled text (event `p::2`). Its GET stream
-/// (when `get`) sends `g::1` (a log message naming the server) and `g::2` (`roots/list`, id
+/// (unless `Get::No`) sends `g::1` (a log message naming the server) and `g::2` (`roots/list`, id
 /// `r1`), replaying only those after `Last-Event-ID`, then stays open.
-pub(super) async fn streamer(name: &'static str, get: bool) -> Streamer {
+pub(super) async fn streamer(name: &'static str, get: Get) -> Streamer {
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let closed = Arc::new(AtomicUsize::new(0));
-    let (s2, c2) = (seen.clone(), closed.clone());
+    // Like server-everything: one GET stream per session at a time (409 for another).
+    let open_gets = Arc::new(AtomicUsize::new(0));
+    let (s2, c2, o2) = (seen.clone(), closed.clone(), open_gets.clone());
     let session = format!("{name}-session");
     let router = axum::Router::new().fallback(any(move |method: Method, headers: HeaderMap, body: Bytes| {
-        let (seen, closed, session) = (s2.clone(), c2.clone(), session.clone());
+        let (seen, closed, session, open_gets) = (s2.clone(), c2.clone(), session.clone(), o2.clone());
         async move {
             let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
             let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            if let Ok(mut v) = seen.lock() {
-                v.push((method.clone(), header("last-event-id"), msg.clone()));
+            // Recorded unless refused with 409 (below).
+            let record = || {
+                if let Ok(mut v) = seen.lock() {
+                    v.push((method.clone(), header("last-event-id"), msg.clone()));
+                }
+            };
+            let busy = method == Method::GET && get != Get::No && open_gets.fetch_add(1, Ordering::SeqCst) > 0;
+            if busy {
+                open_gets.fetch_sub(1, Ordering::SeqCst);
+                return StatusCode::CONFLICT.into_response();
             }
+            record();
             let id = msg.get("id").cloned().unwrap_or(Value::Null);
             let name_of = msg.get("method").and_then(Value::as_str).unwrap_or("").to_string();
             if name_of == "initialize" {
@@ -99,13 +121,16 @@ pub(super) async fn streamer(name: &'static str, get: bool) -> Streamer {
                     .unwrap_or_default();
             }
             if header("mcp-session-id").as_deref() != Some(session.as_str()) {
+                if method == Method::GET && get != Get::No {
+                    open_gets.fetch_sub(1, Ordering::SeqCst);
+                }
                 return StatusCode::NOT_FOUND.into_response();
             }
             if method == Method::DELETE {
                 return StatusCode::OK.into_response();
             }
             if method == Method::GET {
-                if !get {
+                if get == Get::No {
                     return StatusCode::METHOD_NOT_ALLOWED.into_response();
                 }
                 let after: u32 = header("last-event-id")
@@ -113,17 +138,24 @@ pub(super) async fn streamer(name: &'static str, get: bool) -> Streamer {
                     .unwrap_or(0);
                 let (tx, rx) = tokio::sync::mpsc::channel(8);
                 tokio::spawn(async move {
-                    let events = [
+                    let mut events = vec![
                         json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": format!("hello from {name}")}}),
                         json!({"jsonrpc": "2.0", "id": "r1", "method": "roots/list"}),
                     ];
+                    if get == Get::ListChanged {
+                        let changed = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+                        events.extend([changed.clone(), changed]);
+                    }
                     for (n, e) in events.iter().enumerate() {
                         let n = n as u32 + 1;
                         if n > after && tx.send(sse(&format!("g::{n}"), e)).await.is_err() {
+                            open_gets.fetch_sub(1, Ordering::SeqCst);
+                            closed.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
                     }
                     let _ = tokio::time::timeout(Duration::from_secs(60), tx.closed()).await;
+                    open_gets.fetch_sub(1, Ordering::SeqCst);
                     closed.fetch_add(1, Ordering::SeqCst);
                 });
                 return sse_response(rx);
@@ -194,8 +226,18 @@ async fn read_events(
     buf: &mut String,
     done: impl Fn(&[Event]) -> bool,
 ) -> Vec<Event> {
+    read_events_for(stream, buf, done, WAIT).await
+}
+
+/// [`read_events`] for at most `limit`.
+async fn read_events_for(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    buf: &mut String,
+    done: impl Fn(&[Event]) -> bool,
+    limit: Duration,
+) -> Vec<Event> {
     let mut events = Vec::new();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + limit;
     while !done(&events) {
         while let Some(end) = buf.find("\n\n") {
             let raw: String = buf.drain(..end + 2).collect();
@@ -251,7 +293,7 @@ fn get(gw: &Gateway, sid: &str, last: Option<&str>) -> reqwest::RequestBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_inside_a_post_answer_is_answered_through_another_instance() {
-    let s = streamer("s", false).await;
+    let s = streamer("s", Get::No).await;
     let cfg = config(&[("s", s.addr, true)], "");
     let (g1, g2) = (Gateway::start(&cfg), Gateway::start(&cfg));
     // The client's sampling, elicitation and roots capabilities reach the server unchanged.
@@ -348,9 +390,9 @@ async fn sampling_inside_a_post_answer_is_answered_through_another_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_get_stream_merges_every_server_and_resumes_where_each_stopped() {
     let (s, t, n) = (
-        streamer("s", true).await,
-        streamer("t", true).await,
-        streamer("n", false).await,
+        streamer("s", Get::Yes).await,
+        streamer("t", Get::Yes).await,
+        streamer("n", Get::No).await,
     );
     let cfg = config(
         &[
@@ -406,7 +448,14 @@ async fn the_get_stream_merges_every_server_and_resumes_where_each_stopped() {
         assert_eq!(answers[0]["id"], "r1");
     }
 
-    // Resume from the first event: its server replays what came after it, the other server
+    // A second GET of the session while the first is open: every server answers 409, so does
+    // the gateway (not counted as a server missing).
+    let second = get(&g1, &sid, None).send().await.expect("second get");
+    assert_eq!(second.status().as_u16(), 409);
+    drop(second);
+
+    // Resume from the first event (right after the client leaves, while the servers may still
+    // hold the old stream): its server replays what came after it, the other server
     // (which had sent nothing then) starts over; nothing is lost.
     let first = events[0].clone();
     // A server's first event is its greeting, so the first event names its server.
@@ -502,11 +551,22 @@ async fn the_get_stream_merges_every_server_and_resumes_where_each_stopped() {
         1.0,
         "{m1}"
     );
+    for server in ["s", "t"] {
+        assert_eq!(
+            metric_value(
+                &m1,
+                "mcpgate_federation_servers_missing_total",
+                &[("server", server), ("reason", "error_status")]
+            ),
+            0.0,
+            "a 409 is not a server missing: {m1}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_is_405_when_no_server_has_a_stream() {
-    let n = streamer("n", false).await;
+    let n = streamer("n", Get::No).await;
     let gw = Gateway::start(&config(&[("n", n.addr, true)], ""));
     let sid = start_session(&gw, &[]).await;
     let r = get(&gw, &sid, None).send().await.expect("get");
@@ -546,7 +606,7 @@ async fn the_rmcp_client_answers_a_sampling_request_through_the_gateway() {
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::ServiceExt;
-    let s = streamer("s", false).await;
+    let s = streamer("s", Get::No).await;
     let gw = Gateway::start(&config(&[("s", s.addr, true)], ""));
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(gw.url("/mcp"))
         .reinit_on_expired_session(false);
@@ -578,4 +638,65 @@ async fn the_rmcp_client_answers_a_sampling_request_through_the_gateway() {
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(answers[0]["id"], 77);
     let _ = tokio::time::timeout(WAIT, client.cancel()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changed_is_coalesced_and_a_reload_that_changes_the_servers_sends_one() {
+    let (s, t) = (
+        streamer("s", Get::ListChanged).await,
+        streamer("t", Get::ListChanged).await,
+    );
+    let gw = Gateway::start(&config(&[("s", s.addr, true), ("t", t.addr, true)], ""));
+    let sid = start_session(&gw, &[]).await;
+    let resp = get(&gw, &sid, None).send().await.expect("get");
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let changed = |e: &[Event]| {
+        e.iter()
+            .filter(|e| e.data["method"] == "notifications/tools/list_changed")
+            .count()
+    };
+    // Four list_changed from two servers within the window: one reaches the client.
+    let events = read_events_for(
+        &mut stream,
+        &mut buf,
+        |e| e.len() > 5,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert_eq!(changed(&events), 1, "{events:?}");
+    assert!(
+        events
+            .last()
+            .and_then(|e| e.id.as_deref())
+            .is_some_and(|i| i.starts_with("f1.")),
+        "{events:?}"
+    );
+
+    // A reload that changes nothing for this endpoint sends nothing.
+    let r = gw.reload().await;
+    assert_eq!(r.status(), 200);
+    let quiet = read_events_for(
+        &mut stream,
+        &mut buf,
+        |e| !e.is_empty(),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(quiet.is_empty(), "{quiet:?}");
+    // One that drops server t sends tools/list_changed on the open stream.
+    let text = std::fs::read_to_string(gw.config_path()).expect("read");
+    let t_entry = format!(
+        "      - alias: t\n        required: true\n        backend:\n          hosts: [http://{}]\n          path: /mcp\n",
+        t.addr
+    );
+    assert!(text.contains(&t_entry), "{text}");
+    std::fs::write(gw.config_path(), text.replace(&t_entry, "")).expect("write");
+    let r = gw.reload().await;
+    assert_eq!(r.status(), 200);
+    let after = read_events(&mut stream, &mut buf, |e| !e.is_empty()).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(changed(&after), 1, "{after:?}");
 }

@@ -30,11 +30,32 @@ pub const COALESCE: Duration = Duration::from_millis(200);
 /// How often the stream looks at its timers (keep-alive, coalescing, drain, reload).
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often, and how far apart, a GET answered 409 (stream already open) is tried.
+const CONFLICT_TRIES: usize = 5;
+const CONFLICT_WAIT: Duration = Duration::from_millis(100);
+
 /// A chunk of server `i`'s stream, or its end (`None`).
 type Chunk = (usize, Option<Bytes>);
 
-/// Opens server `s`'s GET stream; `Ok(None)` when it has none (405).
+/// Tries to open server `s`'s GET stream while it answers 409 (it still holds this session's
+/// previous GET stream, which the gateway has just closed when a client reconnects).
 async fn open_one(
+    client: &RequestHeader,
+    (ep, fed): (&Endpoint, &Federation),
+    s: &ServerSession,
+    last_id: Option<&str>,
+) -> Result<Option<reqwest::Response>, Fail> {
+    for _ in 0..CONFLICT_TRIES {
+        match open_once(client, (ep, fed), s, last_id).await {
+            Err(Fail::Status(409)) => tokio::time::sleep(CONFLICT_WAIT).await,
+            other => return other,
+        }
+    }
+    Err(Fail::Status(409))
+}
+
+/// Opens server `s`'s GET stream; `Ok(None)` when it has none (405).
+async fn open_once(
     client: &RequestHeader,
     (ep, fed): (&Endpoint, &Federation),
     s: &ServerSession,
@@ -132,16 +153,29 @@ pub async fn get(
         });
     }
     let mut streams = Vec::new();
+    let mut conflicts = 0;
     for (s, r) in fs.servers.iter().zip(results) {
         match r {
             Ok(Some(resp)) => streams.push((s.alias.clone(), resp)),
             Ok(None) => {}
+            // The client holds another GET stream of this session: not a server failure.
+            Err(Fail::Status(409)) => {
+                tracing::info!(server = %s.alias, "server already streams to this session (409)");
+                conflicts += 1;
+            }
             Err(fail) => {
                 if let Some((i, _)) = fed.server(&s.alias) {
                     client::missing(fed, i, "the GET stream", fail);
                 }
             }
         }
+    }
+    if streams.is_empty() && conflicts > 0 {
+        // As a server answers a second GET stream of one session.
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+            "message": "this session already has a GET stream", "data": {"status": 409, "reason": "stream_conflict"}}});
+        super::answer::write(session, ctx, 409, Some(body.to_string().into_bytes()), None).await;
+        return Ok(());
     }
     if streams.is_empty() {
         return Err(GatewayError::MethodNotAllowed {
