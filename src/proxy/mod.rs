@@ -228,6 +228,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         upstream::record_outcome(ctx, e);
+        federation::stream_cancel::on_finished(session, e, ctx);
         ctx.held = Default::default();
         accounting::request_finished(session, e, ctx);
     }

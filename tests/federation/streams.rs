@@ -700,3 +700,35 @@ async fn list_changed_is_coalesced_and_a_reload_that_changes_the_servers_sends_o
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(changed(&after), 1, "{after:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_a_routed_sse_answer_cancels_the_request_on_its_server() {
+    let s = streamer("s", Get::No).await;
+    let gw = Gateway::start(&config(&[("s", s.addr, true)], ""));
+    let sid = start_session(&gw, &[]).await;
+    let cancelled = || {
+        s.seen()
+            .into_iter()
+            .filter(|(_, _, b)| b["method"] == "notifications/cancelled")
+            .map(|(_, _, b)| b)
+            .collect::<Vec<_>>()
+    };
+    let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "s_ask", "arguments": {}}});
+    let resp = post(&gw, &sid, &call).send().await.expect("call");
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let first = read_events(&mut stream, &mut buf, |e| !e.is_empty()).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        cancelled().is_empty(),
+        "nothing cancelled while the client reads"
+    );
+    drop(stream);
+    let deadline = Instant::now() + WAIT;
+    while cancelled().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = cancelled();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["params"]["requestId"], 41, "{c:?}");
+}

@@ -13,6 +13,7 @@ pub mod client;
 pub mod fanout;
 pub mod resolve;
 pub mod stream_answer;
+pub mod stream_cancel;
 pub mod stream_events;
 pub mod stream_get;
 pub mod stream_relay;
