@@ -1,5 +1,6 @@
 //! The metric children of a federated endpoint (names in `metrics::names`): fan-out duration by
-//! method, servers missing from sessions and answers by reason, sessions, routed requests.
+//! method, servers missing from sessions and answers by reason, sessions, routed requests,
+//! requests servers send to clients by outcome, GET streams resumed with `Last-Event-ID`.
 
 use super::metrics::names;
 use pingora_prometheus::prometheus::{
@@ -30,11 +31,22 @@ pub const MISSING_REASONS: [&str; 5] = [
     "duplicate_name",
 ];
 
+/// What became of a request a server sent to the client (label values): `sent` (to the client,
+/// with a sealed id), `answered` (the client's answer relayed to the server), `refused` (an
+/// answer whose id does not open in the session; counted with `server=""`).
+pub const SERVER_REQUEST_OUTCOMES: [&str; 3] = ["sent", "answered", "refused"];
+
+/// How a GET stream with `Last-Event-ID` went (label values): `resumed`, or `refused` (the id
+/// does not open in the session).
+pub const RESUME_OUTCOMES: [&str; 2] = ["resumed", "refused"];
+
 struct Families {
     fanout: HistogramVec,
     missing: IntCounterVec,
     sessions: IntCounterVec,
     routed: IntCounterVec,
+    server_requests: IntCounterVec,
+    resumes: IntCounterVec,
 }
 
 #[allow(clippy::expect_used)] // startup only: a name clash is a programming error
@@ -64,6 +76,18 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
         &["endpoint", "server"]
     )
     .expect("register routed counter"),
+    server_requests: register_int_counter_vec!(
+        names::FEDERATION_SERVER_REQUESTS,
+        "Requests federated servers sent to clients, by outcome",
+        &["endpoint", "server", "outcome"]
+    )
+    .expect("register server requests counter"),
+    resumes: register_int_counter_vec!(
+        names::FEDERATION_STREAM_RESUMES,
+        "Federated GET streams opened with a Last-Event-ID, by outcome",
+        &["endpoint", "outcome"]
+    )
+    .expect("register stream resumes counter"),
 });
 
 /// The children of one federated endpoint.
@@ -73,13 +97,32 @@ pub struct FederationMetrics {
     servers: Vec<(Vec<IntCounter>, IntCounter)>,
     /// Sessions started.
     pub sessions: IntCounter,
+    /// Per server (config order), then one for `server=""`: server requests by outcome.
+    server_requests: Vec<Vec<IntCounter>>,
+    /// Resumed streams by outcome.
+    resumes: Vec<IntCounter>,
 }
 
 impl FederationMetrics {
     /// Resolves the children of `endpoint` with its servers' aliases.
-    pub fn new<'a>(endpoint: &str, aliases: impl Iterator<Item = &'a str>) -> Self {
+    pub fn new<'a>(endpoint: &str, aliases: impl Iterator<Item = &'a str> + Clone) -> Self {
         let f = &*FAMILIES;
+        let server_requests = aliases
+            .clone()
+            .chain(std::iter::once(""))
+            .map(|a| {
+                SERVER_REQUEST_OUTCOMES
+                    .iter()
+                    .map(|o| f.server_requests.with_label_values(&[endpoint, a, o]))
+                    .collect()
+            })
+            .collect();
         FederationMetrics {
+            server_requests,
+            resumes: RESUME_OUTCOMES
+                .iter()
+                .map(|o| f.resumes.with_label_values(&[endpoint, o]))
+                .collect(),
             fanout: FANOUT_METHODS
                 .iter()
                 .map(|m| f.fanout.with_label_values(&[endpoint, m]))
@@ -122,6 +165,27 @@ impl FederationMetrics {
     /// Counts one request routed to server `server`.
     pub fn routed(&self, server: usize) {
         if let Some((_, c)) = self.servers.get(server) {
+            c.inc();
+        }
+    }
+
+    /// Counts a request server `server` (config index; out of range: `server=""`) sent to the
+    /// client, by `outcome` (one of `SERVER_REQUEST_OUTCOMES`).
+    pub fn server_request(&self, server: usize, outcome: &str) {
+        let row = self
+            .server_requests
+            .get(server)
+            .or(self.server_requests.last());
+        let i = SERVER_REQUEST_OUTCOMES.iter().position(|o| *o == outcome);
+        if let Some(c) = row.zip(i).and_then(|(r, i)| r.get(i)) {
+            c.inc();
+        }
+    }
+
+    /// Counts a GET stream opened with a `Last-Event-ID`, by `outcome` (`RESUME_OUTCOMES`).
+    pub fn resume(&self, outcome: &str) {
+        let i = RESUME_OUTCOMES.iter().position(|o| *o == outcome);
+        if let Some(c) = i.and_then(|i| self.resumes.get(i)) {
             c.inc();
         }
     }

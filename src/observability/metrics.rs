@@ -123,6 +123,10 @@ pub mod names {
     pub const FEDERATION_SESSIONS: &str = "mcpgate_federation_sessions_total";
     /// Federated requests routed to one server, by endpoint and server.
     pub const FEDERATION_ROUTED: &str = "mcpgate_federation_routed_requests_total";
+    /// Requests federated servers sent to clients, by endpoint, server and outcome.
+    pub const FEDERATION_SERVER_REQUESTS: &str = "mcpgate_federation_server_requests_total";
+    /// Federated GET streams opened with a `Last-Event-ID`, by endpoint and outcome.
+    pub const FEDERATION_STREAM_RESUMES: &str = "mcpgate_federation_stream_resumes_total";
 }
 
 const REDIS_BUCKETS: &[f64] = &[

@@ -80,6 +80,9 @@ pub struct RequestCtx {
     pub span: Option<Box<crate::observability::otel::RequestSpan>>,
     /// On a federated endpoint, the one server this request is relayed to.
     pub routed: Option<Routed>,
+    /// The SSE answer of a routed request, read event by event to seal the ids of the requests
+    /// its server sends to the client (`proxy::federation::stream_relay`).
+    pub routed_events: Option<crate::proxy::federation::stream_events::RelayEvents>,
 }
 
 /// A request relayed to one server of a federated endpoint.
@@ -149,6 +152,7 @@ impl RequestCtx {
             stream: None,
             span: None,
             routed: None,
+            routed_events: None,
         }
     }
 

@@ -147,6 +147,12 @@ impl ProxyHttp for Gateway {
         oauth_relay::response_header(ctx, upstream_response)?;
         pinning::upstream_response(ctx, upstream_response)?;
         federation::upstream_response(ctx, upstream_response);
+        federation::stream_relay::response_header(
+            session.req_header(),
+            ctx,
+            upstream_response,
+            session.is_http2(),
+        )?;
         if let Some(quota) = &ctx.quota {
             quota.apply(upstream_response)?;
         }
@@ -176,6 +182,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         oauth_relay::response_body(ctx, body, end_of_stream);
+        federation::stream_relay::body(ctx, body, end_of_stream);
         tools_hooks::on_body(ctx, body, end_of_stream)?;
         if let Some(chunk) = body {
             accounting::scan_tool_error(ctx, chunk);
@@ -221,6 +228,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         upstream::record_outcome(ctx, e);
+        federation::stream_cancel::on_finished(session, e, ctx);
         ctx.held = Default::default();
         accounting::request_finished(session, e, ctx);
     }

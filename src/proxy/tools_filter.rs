@@ -187,7 +187,7 @@ pub fn keeper<'a>(
 }
 
 /// Index just past the blank line ending the first complete SSE event.
-fn event_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn event_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
     while i < buf.len() {
         // A line ends with \n, \r\n or \r; an empty line ends the event.
@@ -274,7 +274,7 @@ fn line_break(buf: &[u8], i: usize) -> usize {
 
 /// The lines of an SSE event, each with its ending: `\r\n`, `\n` or a lone `\r` (all three end
 /// a line for an SSE client, so all three must end one here, or a `data:` line would be missed).
-fn sse_lines(text: &str) -> Vec<&str> {
+pub(crate) fn sse_lines(text: &str) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut lines = Vec::new();
     let (mut start, mut i) = (0, 0);

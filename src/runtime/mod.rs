@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod drain;
 pub mod federation;
+pub mod federation_watch;
 pub mod file;
 pub mod health;
 pub mod host;

@@ -237,6 +237,7 @@ impl Reloader {
             problems: Vec::new(),
             restart_required: restart_required.clone(),
         });
+        super::federation_watch::publish(&snapshot);
         self.store.swap(snapshot);
         for (endpoint, host) in gone {
             metrics().forget_host(&endpoint, &host);

@@ -7,6 +7,7 @@ mod peers;
 mod ready;
 mod routing;
 mod stateless;
+mod streams;
 
 use crate::support::{metric_value, Gateway};
 use axum::body::{Body, Bytes};
@@ -457,18 +458,21 @@ async fn two_gateways_with_one_key_serve_one_session() {
         (status, pong["id"].clone(), pong["result"].clone()),
         (200, json!("p"), json!({}))
     );
-    // GET is 405 until merged streams (part 2), on either instance.
+    // GET, on either instance, is the merged stream (the demo server has one).
     let get = reqwest::Client::new()
         .get(g2.url("/mcp"))
         .header("mcp-session-id", &sid)
         .send()
         .await
         .expect("get");
-    assert_eq!(get.status().as_u16(), 405);
+    assert_eq!(get.status().as_u16(), 200);
     assert_eq!(
-        get.headers().get("allow").and_then(|v| v.to_str().ok()),
-        Some("POST, DELETE")
+        get.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
     );
+    drop(get);
     // DELETE on the other instance ends the servers' sessions.
     let before = c.count();
     let del = reqwest::Client::new()

@@ -116,6 +116,27 @@ fn open<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&plain).map_err(|_| Refused::Invalid)
 }
 
+/// Seals `value` as a token of `kind` for the endpoint at `path` (for the other sealed ids of a
+/// federated endpoint, `mcp::federation::ids`).
+pub fn seal_kind<T: Serialize>(
+    sealer: &Sealer,
+    kind: &str,
+    path: &str,
+    value: &T,
+) -> Option<String> {
+    seal(sealer, kind, path, value)
+}
+
+/// Opens a token of `kind` for the endpoint at `path`.
+pub fn open_kind<T: for<'de> Deserialize<'de>>(
+    sealer: &Sealer,
+    kind: &str,
+    path: &str,
+    token: &str,
+) -> Result<T, Refused> {
+    open(sealer, kind, path, token)
+}
+
 impl Session {
     /// The sealed session id; `None` when it cannot be sealed or would be too long.
     pub fn seal(&self, sealer: &Sealer, path: &str) -> Option<String> {

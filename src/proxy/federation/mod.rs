@@ -3,8 +3,11 @@
 //! `completion/complete`) are relayed on the normal streaming path with the name or URI
 //! rewritten in the body and in `Mcp-Name`; the upstream gets its own session id and version.
 //! Requests that fan out (initialize, lists, ping, notifications, `logging/setLevel`, DELETE)
-//! are answered here (`fanout.rs`). GET is answered 405 until merged streams exist. At
-//! 2026-07-28 and later, `server/discover` and requests without a session are `stateless.rs`.
+//! are answered here (`fanout.rs`), and so is GET: the servers' GET streams merged
+//! (`stream_get.rs`). Requests servers send to the client get sealed ids on either stream
+//! (`stream_relay.rs` on the relay path); the client's answers are routed back
+//! (`stream_answer.rs`). At 2026-07-28 and later, `server/discover` and requests without a
+//! session are `stateless.rs`.
 
 pub mod answer;
 pub mod calls;
@@ -12,6 +15,11 @@ pub mod client;
 pub mod fanout;
 pub mod resolve;
 pub mod stateless;
+pub mod stream_answer;
+pub mod stream_cancel;
+pub mod stream_events;
+pub mod stream_get;
+pub mod stream_relay;
 pub mod template;
 
 use super::ctx::{RequestCtx, Routed};
@@ -94,10 +102,14 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         fanout::delete(session, ctx, ep, fed, &s).await;
         return Ok(true);
     }
+    if method == http::Method::GET {
+        let (s, token) = open_session(session.req_header(), ctx, &ep.path, fed)?;
+        stream_get::get(session, ctx, (ep, fed), (&s, &token)).await?;
+        return Ok(true);
+    }
     if method != http::Method::POST {
-        // Merged GET streams are part 2.
         return Err(GatewayError::MethodNotAllowed {
-            allow: http::HeaderValue::from_static("POST, DELETE"),
+            allow: http::HeaderValue::from_static("GET, POST, DELETE"),
         });
     }
     let msg = match &ctx.mcp {
@@ -113,11 +125,11 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     let body: Value =
         serde_json::from_slice(&ctx.body.bytes()).map_err(|_| GatewayError::BadRequest)?;
     let Some(name) = msg.method.clone() else {
-        // Answers to server-to-client requests need merged streams (part 2).
-        return Err(GatewayError::InvalidJsonRpc {
-            code: -32600,
-            message: "a federated endpoint does not take answers to server requests yet".into(),
-        });
+        // The client's answer to a request a server sent.
+        let (fs, token) = open_session(session.req_header(), ctx, &ep.path, fed)?;
+        let routed = stream_answer::route(fed, &ep.path, (&fs, &token), body)?;
+        ctx.routed = Some(routed);
+        return Ok(false);
     };
     if name == "initialize" {
         fanout::initialize(session, ctx, ep, fed, &body).await?;

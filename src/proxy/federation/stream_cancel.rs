@@ -1,0 +1,70 @@
+//! A client that disconnects a routed call's SSE answer cancels that request on its server: the
+//! relay closes the upstream stream with it (which is the cancellation from the 2026-07-28
+//! revision on), and for the revisions before it, where a disconnect is not a cancellation, the
+//! gateway sends that server `notifications/cancelled` with the request's id.
+
+use super::client;
+use crate::mcp::federation::token::ServerSession;
+use crate::mcp::inspect::Inspected;
+use crate::observability::outcome::End;
+use crate::proxy::accounting;
+use crate::proxy::ctx::RequestCtx;
+use pingora::prelude::Session;
+use pingora::Error;
+
+/// The first revision in which closing the stream is itself the cancellation.
+const CLOSE_CANCELS: &str = "2026-07-28";
+
+/// From the logging phase: sends `notifications/cancelled` when the client left a routed SSE
+/// answer before its end, on a session of an earlier revision.
+pub fn on_finished(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+    let (Some(routed), Some(_)) = (&ctx.routed, &ctx.routed_events) else {
+        return;
+    };
+    if accounting::outcome(session, e, ctx).end != End::ClientClosed {
+        return;
+    }
+    if routed
+        .version
+        .as_deref()
+        .is_some_and(|v| v >= CLOSE_CANCELS)
+    {
+        return;
+    }
+    let Some(Inspected::Single(msg)) = &ctx.mcp else {
+        return;
+    };
+    let Some(id) = msg.id.clone() else {
+        return;
+    };
+    let (snapshot, endpoint, routed) = (ctx.snapshot.clone(), ctx.endpoint, routed.clone());
+    let req = session.req_header().clone();
+    tokio::spawn(async move {
+        let Some(ep) = endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
+            return;
+        };
+        let Some(fed) = &ep.federation else {
+            return;
+        };
+        let Some(srv) = fed.servers.get(routed.server) else {
+            return;
+        };
+        let Some(host) = routed.host.and_then(|h| srv.backend.hosts.get(h)) else {
+            return;
+        };
+        let s = ServerSession {
+            alias: srv.alias.clone(),
+            host: host.url.clone(),
+            session: routed.session.clone(),
+            version: routed.version.clone().unwrap_or_default(),
+        };
+        let body = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "the client disconnected"}});
+        match client::post(&req, (ep, fed), &s, &body).await {
+            Ok(_) => tracing::debug!(server = %s.alias, "request cancelled after the client left"),
+            Err(f) => {
+                tracing::info!(server = %s.alias, reason = f.reason(), "could not cancel a request")
+            }
+        }
+    });
+}
