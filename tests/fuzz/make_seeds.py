@@ -107,5 +107,85 @@ for path in sorted(glob.glob(os.path.join(ROOT, "conf/**/*.*"), recursive=True))
 put("config", "minimal.yaml", b"\x00listen: 127.0.0.1:8080\nendpoints:\n  - path: /mcp\n    backend:\n      hosts: [http://127.0.0.1:3000]\n")
 put("config", "minimal.json", b'\x01{"listen":"127.0.0.1:8080","endpoints":[{"path":"/mcp","backend":{"hosts":["http://127.0.0.1:3000"]}}]}')
 put("config", "krakend-min.json", b'\x01{"version":3,"endpoints":[{"endpoint":"/mcp","method":"POST","output_encoding":"no-op","backend":[{"host":["http://127.0.0.1:3000"],"url_pattern":"/mcp","encoding":"no-op"}]}]}')
+# A KrakenD file as tests/krakend.rs writes it (JWT, CORS, rate limit, CEL, Martian, circuit
+# breaker), and federated configs as tests/federation writes them.
+richer = {
+    "$schema": "https://www.krakend.io/schema/v2.12/krakend.json", "version": 3, "port": 8080, "listen_ip": "127.0.0.1", "timeout": "10s",
+    "extra_config": {"security/cors": {"allow_origins": ["https://app.example.com"], "allow_methods": ["POST", "GET"], "max_age": "1h"}},
+    "endpoints": [
+        {"endpoint": "/mcp", "method": "POST", "output_encoding": "no-op", "input_headers": ["Authorization", "X-Tenant"],
+         "extra_config": {
+             "auth/validator": {"alg": "HS256", "jwk_local_path": "/tmp/jwk.json", "roles": ["admin"], "roles_key": "roles", "propagate_claims": [["sub", "X-User"]]},
+             "qos/ratelimit/router": {"max_rate": 2, "every": "1m", "capacity": 2},
+             "validation/cel": [{"check_expr": "req_headers['X-Tenant'][0] == 'acme' && req_method == 'POST'"}],
+             "modifier/martian": {"fifo.Group": {"scope": ["request"], "aggregateErrors": True, "modifiers": [
+                 {"header.Modifier": {"scope": ["request"], "name": "X-Injected", "value": "from-gateway"}},
+                 {"header.Blacklist": {"scope": ["request"], "names": ["X-Tenant"]}}]}}},
+         "backend": [{"url_pattern": "/mcp", "host": ["http://127.0.0.1:3000"], "extra_config": {"qos/circuit-breaker": {"interval": 60, "timeout": 10, "max_errors": 5}}}]},
+        {"endpoint": "/mcp", "method": "GET", "output_encoding": "no-op", "backend": [{"url_pattern": "/mcp", "host": ["http://127.0.0.1:3000"], "extra_config": {}}]},
+    ],
+}
+put("config", "krakend-richer.json", b"\x01" + json.dumps(richer, indent=2).encode())
+richer["endpoints"][0]["extra_config"] = {"auth/validator": {"alg": "RS256", "jwk_url": "https://idp.example.com/jwks", "cookie_key": "token"}, "security/bot-detector": {"deny": ["curl"]}}
+richer["debug_endpoint"] = True
+richer["extra_config"] = {"telemetry/logging": {"level": "DEBUG", "stdout": True}}
+put("config", "krakend-unsupported.json", b"\x01" + json.dumps(richer).encode())
+KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+fed = f"sessions:\n  key: {KEY}\nendpoints:\n  - path: /mcp\n    federation:\n      deadline: 5s\n    servers:\n"
+for alias, port, required in [("a", 3001, "true"), ("b", 3002, "false"), ("c", 3003, "false")]:
+    fed += f"      - alias: {alias}\n        required: {required}\n        backend:\n          hosts: [http://127.0.0.1:{port}]\n          path: /mcp\n"
+fed_c = fed + "        tools:\n          deny: [\"secret_*\"]\n"
+put("config", "federation-test.yaml", b"\x00" + fed.encode())
+put("config", "federation-deny.yaml", b"\x00" + fed_c.encode())
+put("config", "federation-bad-alias.yaml", b"\x00" + fed.replace("alias: b", "alias: B_x").encode())
+put("config", "federation-both.json", b'\x01' + json.dumps({"sessions": {"key": KEY}, "endpoints": [{"path": "/mcp", "backend": {"hosts": ["http://127.0.0.1:3000"]}, "servers": [{"alias": "a", "backend": {"hosts": ["http://127.0.0.1:3001"]}}]}]}).encode())
+
+# Federation tokens (federation_token): mode, mutation position and byte, path, then mode 0:
+# identity and any text as the token; 1: expiry (8 bytes LE), identity, version, then per
+# server a flags byte (odd: with a session id), alias, host, [session], version; 2: expiry,
+# identity, method, then per server a non-zero byte, alias, its cursor. Sessions and cursors
+# as tests/federation and token.rs use them.
+le = lambda n: n.to_bytes(8, "little")
+ident = hashlib.sha256(b"jwt\0alice").digest()[:12].hex()
+def srv(flags, alias, host, session, version):
+    out = bytes([flags]) + alias.encode() + b"\0" + host.encode() + b"\0"
+    if flags % 2:
+        out += session.encode() + b"\0"
+    return out + version.encode() + b"\0"
+two = srv(1, "a", "http://127.0.0.1:3001", "up-1", "2025-06-18") + srv(2, "b", "http://127.0.0.1:3002", "", "2025-03-26")
+put("federation_token", "session", b"\x01\x80\x41/mcp\0" + le(2000) + ident.encode() + b"\0" + b"2025-06-18\0" + two)
+put("federation_token", "session-anon", b"\x04\x00\x00/mcp\0" + le(4102444800) + b"\0" + b"2025-06-18\0" + srv(1, "c", "http://127.0.0.1:3003", "c-session", "2025-06-18") + b"\0")
+put("federation_token", "session-expired", b"\x07\xff\x2e/mcp\0" + le(0) + b"\0" + b"2025-03-26\0")
+put("federation_token", "session-utf8", b"\x01\x10\xff/caf\xc3\xa9\0" + le(1 << 63) + b"\xe2\x98\x83\0" + b"v\0" + srv(3, "\xc3\xa9", "https://h:1/\"x\\", "s" * 200, "\x7f") + b"\0")
+put("federation_token", "cursor", b"\x02\x40\x00/mcp\0" + le(2000) + b"\0" + b"tools/list\0" + b"\x01a\0p2\0\x01c\0" + b"\0")
+put("federation_token", "cursor-many", b"\x05\xc0\x2d/mcp\0" + le(1 << 40) + ident.encode() + b"\0prompts/list\0" + b"".join(b"\x01s%d\0cur-%d\0" % (i, i) for i in range(6)))
+put("federation_token", "garbage", b"\x00\x00\x00/mcp\0\0f1.!!!")
+put("federation_token", "pinning-token", b"\x03\x00\x00/mcp\0\0s1." + base64.urlsafe_b64encode(bytes(40)).rstrip(b"="))
+fake = base64.urlsafe_b64encode(hashlib.sha256(b"k").digest()[:4] + bytes(12) + b'{"x":1}' + bytes(16)).rstrip(b"=")
+put("federation_token", "unsealed", b"\x00\x00\x00/mcp\0" + ident.encode() + b"\0f1." + fake)
+try:  # Real sealed tokens (key K1, a fixed nonce; src/federation.rs lists them): mutations must not open.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    k1 = base64.b64decode(KEY)
+    kid = hashlib.sha256(k1).digest()[:4]
+    def sealed(kind, path, value):
+        plain = json.dumps(value, separators=(",", ":")).encode()
+        nonce = hashlib.sha256(plain).digest()[:12]
+        ct = AESGCM(k1).encrypt(nonce, plain, b"mcpgate-federation\0" + kind + b"\0" + path)
+        return b"f1." + base64.urlsafe_b64encode(kid + nonce + ct).rstrip(b"=")
+    sess = {"x": 4102444800, "i": ident, "v": "2025-06-18", "s": [{"a": "a", "h": "http://127.0.0.1:3001", "s": "up-1", "v": "2025-06-18"}, {"a": "b", "h": "http://127.0.0.1:3002", "v": "2025-03-26"}]}
+    put("federation_token", "sealed-session", b"\x00\x00\x00/mcp\0" + ident.encode() + b"\0" + sealed(b"session", b"/mcp", sess))
+    put("federation_token", "sealed-cursor", b"\x00\x00\x00/mcp\0\0" + sealed(b"cursor", b"/mcp", {"x": 4102444800, "i": "", "m": "tools/list", "c": [["a", "p2"]]}))
+except ImportError:
+    pass
+
+# Exposed names (federation_names): prefix flag, alias, name or URI, as names.rs's tests use them.
+for i, (prefix, alias, name) in enumerate([
+    (1, "fs", "read_file"), (0, "fs", "read_file"), (1, "my-db", "q"), (1, "demo", "t" * 100), (0, "demo", "t" * 100),
+    (1, "fs", "files.read"), (1, "ab", "x" * 61), (1, "docs", "file:///readme.txt"), (1, "a1", "mem://x+y"),
+    (1, "Docs", "x"), (1, "do_cs", "x"), (1, "a+b", "c"), (0, "", ""), (1, "caf\u00e9", "\u00e9l\u00e8ve_\U0001F600"),
+    (1, "everything", "longRunningOperation"), (0, "x", "docs+file:///x"),
+]):
+    put("federation_names", f"name-{i:02}", bytes([prefix]) + alias.encode() + b"\0" + name.encode())
+
 for t in sorted(os.listdir(OUT)):
     print(t, len(os.listdir(os.path.join(OUT, t))))

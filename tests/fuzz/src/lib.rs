@@ -8,6 +8,7 @@
 //! as regression inputs under `regressions/<target>/`.
 
 pub mod config;
+pub mod federation;
 pub mod filter;
 pub mod fold;
 pub mod headers;
@@ -23,6 +24,8 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("mcp_headers", headers::mcp_headers),
     ("jwt", tokens::jwt),
     ("config", config::config),
+    ("federation_token", federation::federation_token),
+    ("federation_names", federation::federation_names),
 ];
 
 /// The check named `name`.
