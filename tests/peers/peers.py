@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 from ports import accepts, free_ports  # noqa: E402  (tests/peers/lib)
 from procs import PROCS, Procs, child_env, http_status, http_text, log, remaining, run_bounded, set_deadline, tail  # noqa: E402
 from verdicts import (  # noqa: E402
-    FAIL, PASS, WARN, Check, Row, apply_known, compare, fmt, load_known, print_details, print_table, retry_group,
+    FAIL, INFO, PASS, WARN, Check, Row, apply_known, compare, fmt, load_known, print_details, print_table, retry_group,
 )
 
 NODE = os.path.join(HERE, "node_modules", ".bin", "node")
@@ -138,7 +138,7 @@ PAIRS = {
 
 # --------------------------------------------------------------------------- conformance
 
-STATUS = {"SUCCESS": PASS, "FAILURE": FAIL, "WARNING": WARN}
+STATUS = {"SUCCESS": PASS, "FAILURE": FAIL, "WARNING": WARN, "INFO": INFO}
 
 
 def run_conformance(url: str, workdir: str, tag: str, scenario: str | None, suite: str, timeout: float) -> tuple[dict[str, dict[str, Check]], str, float]:
@@ -162,7 +162,7 @@ def run_conformance(url: str, workdir: str, tag: str, scenario: str | None, suit
             data = [{"id": "checks.json", "status": "FAILURE", "errorMessage": f"unreadable: {e}"}]
         for c in data:
             st = STATUS.get(c.get("status", ""))
-            if st is None:  # INFO, SKIPPED: observations, not verdicts
+            if st is None:  # SKIPPED
                 continue
             cid = c.get("id") or c.get("name") or "?"
             key, n = cid, 2

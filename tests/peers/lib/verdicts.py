@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from procs import log, past_deadline
 
-PASS, FAIL, WARN, ABSENT = "pass", "FAIL", "warn", "-"
-OK_VERDICTS = ("same", "both-fail", "improved", "flaky", "known")
+PASS, FAIL, WARN, INFO, ABSENT = "pass", "FAIL", "warn", "info", "-"
+OK_VERDICTS = ("same", "both-fail", "improved", "optional", "flaky", "known")
 
 
 @dataclass
 class Check:
-    status: str  # PASS | FAIL | WARN
+    status: str  # PASS | FAIL | WARN | INFO (the suite's observation, no verdict)
     message: str = ""
 
 
@@ -26,7 +26,7 @@ class Row:
     check: str
     direct: Check | None
     gateway: Check | None
-    verdict: str = ""        # same | both-fail | improved | flaky | known | REGRESSION | DIFFERENT
+    verdict: str = ""        # same | both-fail | improved | optional | flaky | known | REGRESSION | DIFFERENT
     attempts: int = 1
     gateway_first: Check | None = None  # the first failure, kept for flaky reports
     known: str = ""                      # reason, when listed in a --known file
@@ -46,6 +46,12 @@ def normalize(msg: str) -> str:
 def judge(direct: Check | None, gw: Check | None) -> str:
     d = direct.status if direct else ABSENT
     g = gw.status if gw else ABSENT
+    if d == PASS and g == INFO:
+        # The suite rates what the gateway did as an allowed alternative and gives no verdict
+        # (e.g. "Server returned JSON for all requests - SSE streaming is optional").
+        return "optional"
+    # Otherwise an observation counts as no check at all.
+    d, g = (ABSENT if d == INFO else d), (ABSENT if g == INFO else g)
     if d == PASS:
         return "same" if g == PASS else "REGRESSION"
     if d == WARN:
@@ -66,6 +72,8 @@ def compare(suite: str, group: str, direct: dict[str, Check], gw: dict[str, Chec
     rows = []
     for cid in list(direct) + [c for c in gw if c not in direct]:
         r = Row(suite, group, cid, direct.get(cid), gw.get(cid))
+        if all(c is None or c.status == INFO for c in (r.direct, r.gateway)):
+            continue  # observations on both sides: nothing to compare
         r.verdict = judge(r.direct, r.gateway)
         rows.append(r)
     return rows
@@ -86,7 +94,7 @@ def retry_group(rows: list[Row], rerun, retries: int) -> None:
                 r.gateway_first = r.gateway
             r.attempts = attempt
             r.gateway = new
-            if verdict in ("same", "both-fail", "improved"):
+            if verdict in ("same", "both-fail", "improved", "optional"):
                 r.verdict = "flaky"
             else:
                 r.verdict = verdict
