@@ -3,16 +3,21 @@
 
 Usage: peers.py GATEWAY_BIN [options]      (normally through run.sh)
 
-For each upstream, started on a free 127.0.0.1 port, it starts its own `GATEWAY_BIN -c CONFIG`
-in front of it (one endpoint /mcp, one backend host) and runs the same peers directly against
-the upstream and through the gateway:
-  * upstream "everything", the official @modelcontextprotocol/server-everything
-    (`mcp-server-everything streamableHttp`): the conformance suite's server scenarios
-    (@modelcontextprotocol/conformance) and two Python SDK clients, mcp 2.x and mcp 1.x
-    (clients/);
-  * upstream "fixture", fixtures/conformance-server.mjs, which has the fixtures the suite's
-    scenarios call, so that they test something (sampling, elicitation, progress, logging...):
-    the conformance suite's server scenarios.
+For each pair it starts the pair's upstreams, each on a free 127.0.0.1 port, and its own
+`GATEWAY_BIN -c CONFIG` in front of them, and runs the same peers directly against an upstream
+and through the gateway:
+  * pair "everything": the official @modelcontextprotocol/server-everything
+    (`mcp-server-everything streamableHttp`) behind one endpoint /mcp with one backend host:
+    the conformance suite's server scenarios (@modelcontextprotocol/conformance) and two Python
+    SDK clients, mcp 2.x and mcp 1.x (clients/);
+  * pair "fixture": fixtures/conformance-server.mjs, which has the fixtures the suite's
+    scenarios call, so that they test something (sampling, elicitation, progress, logging...),
+    behind one endpoint: the conformance suite's server scenarios;
+  * pair "federated" (opt-in, `--upstream federated`; issue 17's acceptance check): both servers
+    behind one federated endpoint (`servers:`, `federation.prefix: false`): the suite runs
+    against the fixture directly and through the gateway, the Python clients against
+    server-everything directly and through the gateway; then the gateway's /metrics must show
+    no server left out and calls routed to each server.
 Every check that passes directly must pass through the gateway. A check that differs only
 through the gateway is re-run (its whole scenario or client) up to --retries more times; one
 that then passes is reported as flaky. Ends with the line `peers: N passed, M failed` (N, M
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import base64
 import json
 import os
 import re
@@ -34,13 +40,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 from ports import accepts, free_ports  # noqa: E402  (tests/peers/lib)
+from procs import PROCS, Procs, child_env, http_status, http_text, log, remaining, run_bounded, set_deadline, tail  # noqa: E402
+from verdicts import (  # noqa: E402
+    FAIL, INFO, PASS, WARN, Check, Row, apply_known, compare, fmt, load_known, print_details, print_table, retry_group,
+)
+
 NODE = os.path.join(HERE, "node_modules", ".bin", "node")
 CONFORMANCE = os.path.join(HERE, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js")
 EVERYTHING = os.path.join(HERE, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
@@ -51,12 +60,12 @@ CLIENTS = {
     "py-mcp1": (os.path.join(HERE, ".deps", "py-mcp1", "bin", "python"), os.path.join(HERE, "clients", "client_mcp1.py")),
 }
 
-# Upstreams, each tested behind its own gateway instance: label -> (argv run with PORT=N, run the
-# Python clients too). server-everything is the official reference server; the fixture server
-# implements the names the conformance scenarios call (see fixtures/conformance-server.mjs).
+# Upstreams: label -> argv, run with PORT=N. server-everything is the official reference server;
+# the fixture server implements the names the conformance scenarios call (see
+# fixtures/conformance-server.mjs).
 UPSTREAMS = {
-    "everything": ([NODE, "--require", LOOPBACK, EVERYTHING, "streamableHttp"], True),
-    "fixture": ([NODE, FIXTURE], False),
+    "everything": [NODE, "--require", LOOPBACK, EVERYTHING, "streamableHttp"],
+    "fixture": [NODE, FIXTURE],
 }
 
 # Inspection on (every POST read and checked before the upstream is chosen: JSON-RPC shape,
@@ -76,156 +85,60 @@ endpoints:
       hosts: [http://127.0.0.1:{upstream_port}]
 """
 
-DEADLINE = 0.0  # monotonic time after which nothing new is started
+# The same policies in front of a federated endpoint with both servers. Prefixing is off, so the
+# suite's fixture names (test_simple_text, ...) reach the client unchanged; the two servers share
+# no tool or prompt name (a shared name would be left out and counted as duplicate_name). The
+# sessions key is random per run.
+FEDERATED_TEMPLATE = """\
+listen: 127.0.0.1:{gw_port}
+admin: 127.0.0.1:{admin_port}
+sessions:
+  key: {sessions_key}
+policies:
+  mcp:
+    inspect: true
+  tools:
+    allow: ["*"]
+endpoints:
+  - path: /mcp
+    name: peers
+    federation:
+      prefix: false
+    servers:
+      - alias: fixture
+        backend:
+          hosts: [http://127.0.0.1:{fixture_port}]
+          path: /mcp
+      - alias: everything
+        backend:
+          hosts: [http://127.0.0.1:{everything_port}]
+          path: /mcp
+"""
 
 
-def log(msg: str) -> None:
-    print(f"[peers {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+@dataclass(frozen=True)
+class PairSpec:
+    """What a pair starts and compares."""
+    upstreams: tuple[str, ...]   # started for this pair, in this order; the gateway fronts them all
+    conformance: str             # the upstream the conformance suite runs against directly
+    clients: str | None          # the upstream the Python clients run against directly, if any
+    template: str                # the gateway's config
+    federated: bool = False      # check the federation metrics at the end
+    opt_in: bool = False         # not part of the default run (not yet passing)
+    server_name: str = ""        # serverInfo.name the clients expect through the gateway, if not the upstream's
 
 
-def remaining(cap: float) -> float:
-    return max(1.0, min(cap, DEADLINE - time.monotonic()))
-
-
-# --------------------------------------------------------------------------- processes
-
-class Procs:
-    """Processes this run started; each leads its own process group, killed by id on exit."""
-
-    def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, argv: list[str], logfile: str, env: dict | None = None, cwd: str | None = None) -> subprocess.Popen:
-        out = open(logfile, "ab")
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=env, cwd=cwd, start_new_session=True)
-        out.close()
-        self.procs.append((name, p))
-        return p
-
-    @staticmethod
-    def kill(p: subprocess.Popen, grace: float = 5.0) -> None:
-        if p.poll() is not None:
-            return
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(5)
-
-    def stop_all(self) -> None:
-        for _, p in reversed(self.procs):
-            self.kill(p)
-        self.procs.clear()
-
-
-PROCS = Procs()
-
-
-def run_bounded(argv: list[str], logfile: str, timeout: float, env: dict | None = None, cwd: str | None = None) -> tuple[int | None, float]:
-    """Run to completion or kill at the timeout. Returns (exit code or None on timeout, seconds)."""
-    t0 = time.monotonic()
-    p = PROCS.start(os.path.basename(argv[1] if len(argv) > 1 else argv[0]), argv, logfile, env, cwd)
-    try:
-        rc: int | None = p.wait(remaining(timeout))
-    except subprocess.TimeoutExpired:
-        with open(logfile, "a") as f:
-            f.write(f"\n[peers] killed after {timeout:.0f}s timeout\n")
-        rc = None
-    Procs.kill(p)
-    PROCS.procs = [(n, q) for n, q in PROCS.procs if q is not p]
-    return rc, time.monotonic() - t0
-
-
-def child_env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and k != "NODE_OPTIONS"}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env.update(extra)
-    return env
-
-
-def http_status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (OSError, ValueError):
-        return None
-
-
-def tail(path: str, n: int = 25) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-# --------------------------------------------------------------------------- results
-
-PASS, FAIL, WARN, ABSENT = "pass", "FAIL", "warn", "-"
-
-
-@dataclass
-class Check:
-    status: str  # PASS | FAIL | WARN
-    message: str = ""
-
-
-@dataclass
-class Row:
-    suite: str       # "conformance" | "py-mcp2" | "py-mcp1" | "harness"
-    group: str       # scenario or client
-    check: str
-    direct: Check | None
-    gateway: Check | None
-    verdict: str = ""        # same | both-fail | improved | flaky | known | REGRESSION | DIFFERENT
-    attempts: int = 1
-    gateway_first: Check | None = None  # the first failure, kept for flaky reports
-    known: str = ""                      # reason, when listed in a --known file
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict in ("same", "both-fail", "improved", "flaky", "known")
-
-
-def normalize(msg: str) -> str:
-    """Message text with run-specific parts (ports, ids, times, numbers) masked."""
-    msg = re.sub(r"https?://[^\s'\"]+", "URL", msg)
-    msg = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", msg, flags=re.I)
-    return re.sub(r"\d+(\.\d+)?", "#", msg).strip()
-
-
-def judge(direct: Check | None, gw: Check | None) -> str:
-    d = direct.status if direct else ABSENT
-    g = gw.status if gw else ABSENT
-    if d == PASS:
-        return "same" if g == PASS else "REGRESSION"
-    if d == WARN:
-        if g == PASS:
-            return "improved"
-        return "same" if g == WARN else "REGRESSION"
-    if d == FAIL:
-        if g == PASS:
-            return "improved"
-        if g == FAIL:
-            return "both-fail" if normalize(direct.message) == normalize(gw.message) else "DIFFERENT"
-        return "DIFFERENT"
-    # the check does not exist directly
-    return "same" if g in (PASS, ABSENT) else "DIFFERENT"
+PAIRS = {
+    "everything": PairSpec(("everything",), "everything", "everything", CONFIG_TEMPLATE),
+    "fixture": PairSpec(("fixture",), "fixture", None, CONFIG_TEMPLATE),
+    "federated": PairSpec(("fixture", "everything"), "fixture", "everything", FEDERATED_TEMPLATE,
+                          federated=True, opt_in=True, server_name="mcpgate"),
+}
 
 
 # --------------------------------------------------------------------------- conformance
 
-STATUS = {"SUCCESS": PASS, "FAILURE": FAIL, "WARNING": WARN}
+STATUS = {"SUCCESS": PASS, "FAILURE": FAIL, "WARNING": WARN, "INFO": INFO}
 
 
 def run_conformance(url: str, workdir: str, tag: str, scenario: str | None, suite: str, timeout: float) -> tuple[dict[str, dict[str, Check]], str, float]:
@@ -249,7 +162,7 @@ def run_conformance(url: str, workdir: str, tag: str, scenario: str | None, suit
             data = [{"id": "checks.json", "status": "FAILURE", "errorMessage": f"unreadable: {e}"}]
         for c in data:
             st = STATUS.get(c.get("status", ""))
-            if st is None:  # INFO, SKIPPED: observations, not verdicts
+            if st is None:  # SKIPPED
                 continue
             cid = c.get("id") or c.get("name") or "?"
             key, n = cid, 2
@@ -275,14 +188,14 @@ def run_conformance(url: str, workdir: str, tag: str, scenario: str | None, suit
 
 # --------------------------------------------------------------------------- python clients
 
-def run_client(name: str, url: str, workdir: str, tag: str, timeout: float) -> tuple[dict[str, Check], str, float]:
+def run_client(name: str, url: str, workdir: str, tag: str, timeout: float, env: dict | None = None) -> tuple[dict[str, Check], str, float]:
     py, script = CLIENTS[name]
     logfile = os.path.join(workdir, f"{name}-{tag}.log")
     outfile = os.path.join(workdir, f"{name}-{tag}.jsonl")
     t0 = time.monotonic()
     with open(outfile, "wb") as out, open(logfile, "ab") as err:
         p = subprocess.Popen([py, script, url], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                             env=child_env(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore"),
+                             env=child_env(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **(env or {})),
                              cwd=os.path.dirname(script), start_new_session=True)
         PROCS.procs.append((name, p))
         try:
@@ -290,7 +203,7 @@ def run_client(name: str, url: str, workdir: str, tag: str, timeout: float) -> t
         except subprocess.TimeoutExpired:
             rc = None
         Procs.kill(p)
-        PROCS.procs = [(n, q) for n, q in PROCS.procs if q is not p]
+        PROCS.forget(p)
     checks: dict[str, Check] = {}
     for line in open(outfile, errors="replace"):
         try:
@@ -305,133 +218,65 @@ def run_client(name: str, url: str, workdir: str, tag: str, timeout: float) -> t
     return checks, logfile, time.monotonic() - t0
 
 
-# --------------------------------------------------------------------------- comparison
-
-def compare(suite: str, group: str, direct: dict[str, Check], gw: dict[str, Check]) -> list[Row]:
-    rows = []
-    for cid in list(direct) + [c for c in gw if c not in direct]:
-        r = Row(suite, group, cid, direct.get(cid), gw.get(cid))
-        r.verdict = judge(r.direct, r.gateway)
-        rows.append(r)
-    return rows
-
-
-def retry_group(rows: list[Row], rerun, retries: int) -> None:
-    """Re-run a scenario/client through the gateway while some of its checks fail there only."""
-    for attempt in range(2, retries + 2):
-        bad = [r for r in rows if not r.ok]
-        if not bad or time.monotonic() > DEADLINE:
-            return
-        log(f"  retry {attempt - 1}/{retries}: {bad[0].suite} {bad[0].group} ({len(bad)} check(s) differ)")
-        fresh = rerun(attempt)
-        for r in bad:
-            new = fresh.get(r.check)
-            verdict = judge(r.direct, new)
-            if r.gateway_first is None:
-                r.gateway_first = r.gateway
-            r.attempts = attempt
-            r.gateway = new
-            if verdict in ("same", "both-fail", "improved"):
-                r.verdict = "flaky"
-            else:
-                r.verdict = verdict
-
-
-# --------------------------------------------------------------------------- report
-
-def fmt(c: Check | None) -> str:
-    return ABSENT if c is None else c.status
-
-
-def print_table(rows: list[Row]) -> None:
-    w_group = max(len(r.group) for r in rows)
-    w_check = min(48, max(len(r.check) for r in rows))
-    head = f"{'suite':<12} {'scenario / client':<{w_group}}  {'check':<{w_check}}  {'direct':<6} {'gateway':<7} verdict"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        verdict = r.verdict + (f" (passed on attempt {r.attempts})" if r.verdict == "flaky" else "")
-        if r.verdict in ("REGRESSION", "DIFFERENT") and r.attempts > 1:
-            verdict += f" (after {r.attempts} attempts)"
-        check = r.check if len(r.check) <= w_check else r.check[: w_check - 1] + "~"
-        print(f"{r.suite:<12} {r.group:<{w_group}}  {check:<{w_check}}  {fmt(r.direct):<6} {fmt(r.gateway):<7} {verdict}")
-
-
-def load_known(path: str | None) -> dict[str, str]:
-    known: dict[str, str] = {}
-    if path:
-        for line in open(path):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                key, _, reason = line.partition(" ")
-                known[key] = reason.strip() or "listed in " + path
-    return known
-
-
-def print_details(rows: list[Row], logs: dict[str, str]) -> None:
-    bad = [r for r in rows if not r.ok or r.verdict == "known"]
-    flaky = [r for r in rows if r.verdict == "flaky"]
-    if bad:
-        print("\nWhat differs through the gateway:")
-        for r in bad:
-            print(f"  * {r.suite} / {r.group} / {r.check}: {r.verdict}" + (f" ({r.known})" if r.known else ""))
-            print(f"      direct : {fmt(r.direct)} {r.direct.message if r.direct else ''}".rstrip())
-            print(f"      gateway: {fmt(r.gateway)} {r.gateway.message if r.gateway else '(check absent)'}".rstrip())
-            lg = logs.get(f"{r.suite}/{r.group}") or logs.get(r.suite)
-            if lg:
-                print(f"      log    : {lg}")
-    if flaky:
-        print("\nFlaky through the gateway (failed first, passed on a retry):")
-        for r in flaky:
-            first = r.gateway_first
-            print(f"  * {r.suite} / {r.group} / {r.check}: passed on attempt {r.attempts}; first failure: "
-                  f"{fmt(first)} {first.message if first else '(check absent)'}")
-
-
-# --------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------- pairs
 
 @dataclass
 class Pair:
-    """One upstream and the gateway instance in front of it."""
+    """A pair's upstreams and the gateway instance in front of them."""
     label: str
-    upstream_url: str = ""
+    spec: PairSpec
+    upstream_urls: dict[str, str] = field(default_factory=dict)  # upstream label -> its /mcp URL
     gateway_url: str = ""
+    admin_url: str = ""
     procs: list = field(default_factory=list)  # (name, Popen, log)
 
+    def describe(self) -> str:
+        if len(self.upstream_urls) == 1:
+            direct = next(iter(self.upstream_urls.values()))
+        else:
+            direct = ", ".join(f"{u} {url}" for u, url in self.upstream_urls.items())
+        return f"direct {direct}, through the gateway {self.gateway_url}"
 
-def start_pair(label: str, argv: list[str], a, gw_bin: str, work: str) -> tuple[Pair | None, str]:
-    """Start upstream `argv` (PORT=N) and the gateway in front of it. Returns (pair, error)."""
-    pair = Pair(label)
-    up_port, gw_port, admin_port = free_ports(3)
-    pair.upstream_url = f"http://127.0.0.1:{up_port}/mcp"
+
+def start_pair(pair: Pair, a, gw_bin: str, work: str) -> str:
+    """Start the pair's upstreams (PORT=N) and the gateway in front of them. Returns an error or ''."""
+    label, spec = pair.label, pair.spec
+    ports = free_ports(len(spec.upstreams) + 2)
+    up_ports = dict(zip(spec.upstreams, [ports[0]] + ports[3:]))
+    gw_port, admin_port = ports[1], ports[2]
     pair.gateway_url = f"http://127.0.0.1:{gw_port}/mcp"
+    pair.admin_url = f"http://127.0.0.1:{admin_port}"
 
-    up_log = os.path.join(work, f"upstream-{label}.log")
-    upstream = PROCS.start(f"upstream-{label}", argv, up_log, env=child_env(PORT=str(up_port)), cwd=work)
-    pair.procs.append(("upstream", upstream, up_log))
-    t0 = time.monotonic()
-    while not accepts(up_port):
-        if upstream.poll() is not None or time.monotonic() - t0 > 30:
-            return None, f"upstream {label} did not start on port {up_port}:\n{tail(up_log)}"
-        time.sleep(0.1)
-    log(f"upstream {label} on {pair.upstream_url} ({time.monotonic() - t0:.1f}s)")
+    for up, up_port in up_ports.items():
+        pair.upstream_urls[up] = f"http://127.0.0.1:{up_port}/mcp"
+        up_log = os.path.join(work, f"upstream-{label}" + (f"-{up}" if up != label else "") + ".log")
+        upstream = PROCS.start(f"upstream-{up}", UPSTREAMS[up], up_log, env=child_env(PORT=str(up_port)), cwd=work)
+        pair.procs.append(("upstream" if len(up_ports) == 1 else f"upstream {up}", upstream, up_log))
+        t0 = time.monotonic()
+        while not accepts(up_port):
+            if upstream.poll() is not None or time.monotonic() - t0 > 30:
+                return f"upstream {up} did not start on port {up_port}:\n{tail(up_log)}"
+            time.sleep(0.1)
+        log(f"upstream {up} on {pair.upstream_urls[up]} ({time.monotonic() - t0:.1f}s)")
 
-    template = open(a.config_template).read() if a.config_template else CONFIG_TEMPLATE
+    template = open(a.config_template).read() if a.config_template else spec.template
     cfg = os.path.join(work, f"mcpgate-{label}.yaml")
     with open(cfg, "w") as f:
-        f.write(template.format(gw_port=gw_port, admin_port=admin_port, upstream_port=up_port))
+        f.write(template.format(gw_port=gw_port, admin_port=admin_port, upstream_port=ports[0],
+                                sessions_key=base64.b64encode(os.urandom(32)).decode(),
+                                **{f"{up}_port": p for up, p in up_ports.items()}))
     gw_log = os.path.join(work, f"gateway-{label}.log")
     gateway = PROCS.start(f"gateway-{label}", [gw_bin, "-c", cfg, *a.gateway_arg], gw_log, env=child_env(), cwd=work)
     pair.procs.append(("gateway", gateway, gw_log))
     t0, listen_since, how = time.monotonic(), None, ""
     while not how:
         if gateway.poll() is not None:
-            return None, (f"gateway ({label}) exited with {gateway.returncode} before it was ready. "
-                          f"Config {cfg}:\n{open(cfg).read()}\nLog {gw_log}:\n{tail(gw_log)}")
+            return (f"gateway ({label}) exited with {gateway.returncode} before it was ready. "
+                    f"Config {cfg}:\n{open(cfg).read()}\nLog {gw_log}:\n{tail(gw_log)}")
         if time.monotonic() - t0 > 60:
-            st = http_status(f"http://127.0.0.1:{admin_port}/readyz")
-            return None, f"gateway ({label}) not ready after 60s (readyz: {st}). Log {gw_log}:\n{tail(gw_log)}"
-        st = http_status(f"http://127.0.0.1:{admin_port}/readyz")
+            st = http_status(f"{pair.admin_url}/readyz")
+            return f"gateway ({label}) not ready after 60s (readyz: {st}). Log {gw_log}:\n{tail(gw_log)}"
+        st = http_status(f"{pair.admin_url}/readyz")
         if st == 200:
             how = "admin /readyz 200"
         elif st is None and accepts(gw_port):
@@ -443,13 +288,14 @@ def start_pair(label: str, argv: list[str], a, gw_bin: str, work: str) -> tuple[
             listen_since = None
         time.sleep(0.1)
     log(f"gateway ({label}) ready on {pair.gateway_url}: {how} ({time.monotonic() - t0:.1f}s)")
-    return pair, ""
+    return ""
 
 
 def conformance_rows(pair: Pair, a, work: str, logs: dict[str, str]) -> list[Row]:
     suite = f"conf/{pair.label}"
+    direct_url = pair.upstream_urls[pair.spec.conformance]
     res: dict[str, dict] = {}
-    for tag, url in (("direct", pair.upstream_url), ("gateway", pair.gateway_url)):
+    for tag, url in (("direct", direct_url), ("gateway", pair.gateway_url)):
         run_tag = f"{pair.label}-{tag}"
         if a.scenario:
             res[tag] = {}
@@ -476,7 +322,7 @@ def conformance_rows(pair: Pair, a, work: str, logs: dict[str, str]) -> list[Row
         if any(r.verdict == "improved" for r in group):
             # Better through the gateway than directly: make sure the direct failure was not a
             # timing accident (the sampling and elicitation scenarios race even without a proxy).
-            again, _, _ = run_conformance(pair.upstream_url, work, f"{pair.label}-direct-{scen}-recheck", scen, a.suite, 300)
+            again, _, _ = run_conformance(direct_url, work, f"{pair.label}-direct-{scen}-recheck", scen, a.suite, 300)
             for r in group:
                 c = again.get(scen, {}).get(r.check)
                 if r.verdict == "improved" and c is not None and c.status == PASS:
@@ -488,18 +334,21 @@ def conformance_rows(pair: Pair, a, work: str, logs: dict[str, str]) -> list[Row
 
 def client_rows(pair: Pair, a, work: str, logs: dict[str, str]) -> list[Row]:
     rows: list[Row] = []
+    # Through a federated endpoint the server is the gateway (serverInfo `mcpgate`).
+    gw_env = {"PEERS_SERVER_NAME": pair.spec.server_name} if pair.spec.server_name else {}
+    prefix = "" if pair.label == pair.spec.clients else f"{pair.label}-"
     for name in CLIENTS:
         got = {}
-        for tag, url in (("direct", pair.upstream_url), ("gateway", pair.gateway_url)):
-            got[tag], lg, secs = run_client(name, url, work, tag, 120)
-            log(f"{name} {tag}: {len(got[tag])} checks in {secs:.1f}s")
+        for tag, url, env in (("direct", pair.upstream_urls[pair.spec.clients], {}), ("gateway", pair.gateway_url, gw_env)):
+            got[tag], lg, secs = run_client(name, url, work, prefix + tag, 120, env)
+            log(f"{name} {prefix}{tag}: {len(got[tag])} checks in {secs:.1f}s")
             if tag == "gateway":
-                logs[name] = lg
+                logs[f"{name}/{pair.label}"] = lg
         group = compare(name, pair.label, got["direct"], got["gateway"])
 
         def rerun(attempt: int, name: str = name) -> dict[str, Check]:
-            r, lg, _ = run_client(name, pair.gateway_url, work, f"gateway-try{attempt}", 120)
-            logs[name] = lg
+            r, lg, _ = run_client(name, pair.gateway_url, work, f"{prefix}gateway-try{attempt}", 120, gw_env)
+            logs[f"{name}/{pair.label}"] = lg
             return r
 
         retry_group(group, rerun, a.retries)
@@ -507,14 +356,74 @@ def client_rows(pair: Pair, a, work: str, logs: dict[str, str]) -> list[Row]:
     return rows
 
 
+METRIC_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def federation_rows(pair: Pair, expect_routed: list[str]) -> list[Row]:
+    """After the peers ran: the gateway's /metrics shows no server left out of a session or an
+    answer (mcpgate_federation_servers_missing_total 0 for every reason) and calls routed to
+    each server in expect_routed."""
+    rows: list[Row] = []
+
+    def row(check: str, ok: bool, msg: str) -> None:
+        rows.append(Row("harness", pair.label, check, Check(PASS), Check(PASS if ok else FAIL, msg),
+                        verdict="same" if ok else "REGRESSION"))
+
+    text = http_text(f"{pair.admin_url}/metrics")
+    if text is None:
+        row("metrics: GET /metrics answers", False, f"no 200 answer from {pair.admin_url}/metrics")
+        return rows
+    missing: list[str] = []
+    routed: dict[str, float] = {}
+    for line in text.splitlines():
+        m = METRIC_LINE.match(line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+        if name == "mcpgate_federation_servers_missing_total" and value != 0:
+            missing.append(f"{labels} {value:g}")
+        if name == "mcpgate_federation_routed_requests_total":
+            server = re.search(r'server="([^"]*)"', labels)
+            key = server.group(1) if server else "?"
+            routed[key] = routed.get(key, 0.0) + value
+    row("metrics: servers_missing_total 0", not missing, "; ".join(missing) or "0 for every server and reason")
+    for up in expect_routed:
+        n = routed.get(up, 0.0)
+        row(f"metrics: calls routed to {up}", n > 0, f"routed_requests_total{{server=\"{up}\"}} {n:g}")
+    return rows
+
+
+def pair_rows(pair: Pair, a, work: str, logs: dict[str, str]) -> list[Row]:
+    """Every comparison of a started pair, then its processes' liveness."""
+    rows: list[Row] = []
+    spec = pair.spec
+    if not a.skip_conformance:
+        rows += conformance_rows(pair, a, work, logs)
+    if spec.clients and not a.skip_clients:
+        rows += client_rows(pair, a, work, logs)
+    if spec.federated:
+        routed = ([spec.conformance] if not a.skip_conformance and not a.scenario else [])
+        routed += [spec.clients] if spec.clients and not a.skip_clients else []
+        rows += federation_rows(pair, list(dict.fromkeys(routed)))
+    for name, p, lg in pair.procs:
+        alive = p.poll() is None
+        rows.append(Row("harness", pair.label, f"{name} process alive at end", Check(PASS),
+                        Check(PASS) if alive else Check(FAIL, f"exited with {p.returncode}; see {lg}"),
+                        verdict="same" if alive else "REGRESSION"))
+        logs[f"harness/{pair.label}"] = lg
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+
 def main() -> int:
-    global DEADLINE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("gateway_bin", help="the mcpgate binary (started as GATEWAY_BIN -c CONFIG)")
     ap.add_argument("--gateway-arg", action="append", default=[], help="extra argument for the gateway (repeatable)")
-    ap.add_argument("--config-template", help="gateway config template with {gw_port} {admin_port} {upstream_port}")
-    ap.add_argument("--upstream", action="append", choices=list(UPSTREAMS), default=[],
-                    help="which upstreams to test behind the gateway (repeatable; default: all)")
+    ap.add_argument("--config-template", help="gateway config template with {gw_port} {admin_port} {upstream_port} "
+                                              "(federated: also {fixture_port} {everything_port} {sessions_key})")
+    ap.add_argument("--upstream", action="append", choices=list(PAIRS), default=[],
+                    help="which pairs to test (repeatable; default: every pair but the opt-in 'federated')")
     ap.add_argument("--suite", default=os.environ.get("PEERS_SUITE", "all"),
                     help="conformance suite: all (default), active or pending")
     ap.add_argument("--scenario", action="append", default=[], help="run only these conformance scenarios")
@@ -530,7 +439,7 @@ def main() -> int:
                     help="keep the work dir even when everything passed")
     a = ap.parse_args()
     t_start = time.monotonic()
-    DEADLINE = t_start + a.timeout
+    set_deadline(t_start + a.timeout)
 
     needed = [NODE, CONFORMANCE, EVERYTHING, FIXTURE] + [p for pair in CLIENTS.values() for p in pair]
     for path in needed:
@@ -551,53 +460,40 @@ def main() -> int:
     rows: list[Row] = []
     logs: dict[str, str] = {}
     pairs: list[Pair] = []
-    for label in a.upstream or list(UPSTREAMS):
-        argv, with_clients = UPSTREAMS[label]
+    for label in a.upstream or [p for p, spec in PAIRS.items() if not spec.opt_in]:
         for attempt in (1, 2):  # a second try with fresh ports, in case another process took one
-            pair, err = start_pair(label, argv, a, gw_bin, work)
-            if pair is not None:
+            pair = Pair(label, PAIRS[label])
+            err = start_pair(pair, a, gw_bin, work)
+            if not err:
                 break
             log(f"start failed (attempt {attempt}): {err.splitlines()[0]}")
-            for name, p in [x for x in PROCS.procs if x[0].endswith(label)]:
+            for _, p, _ in reversed(pair.procs):
                 Procs.kill(p)
-        if pair is None:
+                PROCS.forget(p)
+        if err:
             print(f"peers: {err}", file=sys.stderr)
             print(f"logs kept in {work}")
             print("peers: 0 passed, 1 failed")
             return 1 if "gateway" in err.split(":")[0] else 2
         pairs.append(pair)
-        if not a.skip_conformance:
-            rows += conformance_rows(pair, a, work, logs)
-        if with_clients and not a.skip_clients:
-            rows += client_rows(pair, a, work, logs)
-        for name, p, lg in pair.procs:
-            alive = p.poll() is None
-            rows.append(Row("harness", label, f"{name} process alive at end", Check(PASS),
-                            Check(PASS) if alive else Check(FAIL, f"exited with {p.returncode}; see {lg}"),
-                            verdict="same" if alive else "REGRESSION"))
-            logs[f"harness/{label}"] = lg
+        rows += pair_rows(pair, a, work, logs)
         for _, p, _ in reversed(pair.procs):
             Procs.kill(p)
 
     PROCS.stop_all()
-    known = load_known(a.known)
-    for r in rows:
-        reason = known.pop(f"{r.suite}/{r.group}/{r.check}", None)
-        if reason is not None and not r.ok:
-            r.verdict, r.known = "known", reason
-        elif reason is not None:
-            log(f"listed as known but no longer differs: {r.suite}/{r.group}/{r.check}")
+    apply_known(rows, load_known(a.known))
     passed = sum(r.ok for r in rows)
     failed = len(rows) - passed
     print(f"\nmcpgate peer comparison ({os.path.basename(gw_bin)}):")
     for pr in pairs:
-        print(f"  {pr.label}: direct {pr.upstream_url}, through the gateway {pr.gateway_url}")
+        print(f"  {pr.label}: {pr.describe()}")
     print()
     print_table(rows)
     print_details(rows, logs)
     summary = {
         "gateway_bin": gw_bin, "work_dir": work,
-        "pairs": [{"upstream": pr.label, "direct": pr.upstream_url, "gateway": pr.gateway_url} for pr in pairs],
+        "pairs": [{"upstream": pr.label, "direct": pr.upstream_urls[pr.spec.conformance], "gateway": pr.gateway_url,
+                   "upstreams": pr.upstream_urls} for pr in pairs],
         "rows": [{"suite": r.suite, "group": r.group, "check": r.check, "direct": fmt(r.direct),
                   "gateway": fmt(r.gateway), "verdict": r.verdict, "attempts": r.attempts,
                   "direct_message": r.direct.message if r.direct else None,

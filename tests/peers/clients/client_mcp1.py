@@ -7,6 +7,7 @@ Prints one JSON line per check (see checklib.py).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from importlib.metadata import version
@@ -31,6 +32,9 @@ from checklib import (
 )
 
 URL = sys.argv[1]
+# The serverInfo.name expected: server-everything's, or the gateway's through a federated
+# endpoint (peers.py sets PEERS_SERVER_NAME=mcpgate there).
+SERVER_NAME = os.environ.get("PEERS_SERVER_NAME", "everything")
 
 
 async def main(checks) -> None:
@@ -77,7 +81,7 @@ async def main(checks) -> None:
                     connected = True
                     emit(
                         "connect (initialize)",
-                        "everything" in init.serverInfo.name,
+                        SERVER_NAME in init.serverInfo.name,
                         f"protocol {init.protocolVersion}, server {init.serverInfo.name}"
                         f" ({time.monotonic() - t0:.2f}s)",
                     )

@@ -8,6 +8,7 @@ one JSON line per check (see checklib.py).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -31,6 +32,9 @@ from checklib import (
 )
 
 URL = sys.argv[1]
+# The serverInfo.name expected: server-everything's, or the gateway's through a federated
+# endpoint (peers.py sets PEERS_SERVER_NAME=mcpgate there).
+SERVER_NAME = os.environ.get("PEERS_SERVER_NAME", "everything")
 
 
 async def main(checks) -> None:
@@ -79,7 +83,7 @@ async def main(checks) -> None:
                 info = client.server_info
                 emit(
                     "connect (discover, fall back to initialize)",
-                    info is not None and "everything" in info.name,
+                    info is not None and SERVER_NAME in info.name,
                     f"protocol {client.protocol_version}, server {info.name if info else None}"
                     f" ({time.monotonic() - t0:.2f}s)",
                 )
