@@ -253,7 +253,17 @@ pub async fn post(
     body: &Value,
 ) -> Result<Option<Value>, Fail> {
     let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
-    let mut h = headers(client, ctx, ep, server, Some(s));
+    post_with(fed, s, headers(client, ctx, ep, server, Some(s)), body).await
+}
+
+/// [`post`] with headers made beforehand ([`headers`]).
+pub async fn post_with(
+    fed: &Federation,
+    s: &ServerSession,
+    mut h: HeaderMap,
+    body: &Value,
+) -> Result<Option<Value>, Fail> {
+    let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
     mark_method(&mut h, body);
     let body = &with_request_meta(body, &s.version);
     let bytes = serde_json::to_vec(body).map_err(|_| Fail::Invalid)?;

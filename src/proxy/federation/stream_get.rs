@@ -40,13 +40,13 @@ type Chunk = (usize, Option<Bytes>);
 /// Tries to open server `s`'s GET stream while it answers 409 (it still holds this session's
 /// previous GET stream, which the gateway has just closed when a client reconnects).
 async fn open_one(
-    client: &RequestHeader,
+    (client, ctx): (&RequestHeader, &RequestCtx),
     (ep, fed): (&Endpoint, &Federation),
     s: &ServerSession,
     last_id: Option<&str>,
 ) -> Result<Option<reqwest::Response>, Fail> {
     for _ in 0..CONFLICT_TRIES {
-        match open_once(client, (ep, fed), s, last_id).await {
+        match open_once((client, ctx), (ep, fed), s, last_id).await {
             Err(Fail::Status(409)) => tokio::time::sleep(CONFLICT_WAIT).await,
             other => return other,
         }
@@ -56,13 +56,13 @@ async fn open_one(
 
 /// Opens server `s`'s GET stream; `Ok(None)` when it has none (405).
 async fn open_once(
-    client: &RequestHeader,
+    (client, ctx): (&RequestHeader, &RequestCtx),
     (ep, fed): (&Endpoint, &Federation),
     s: &ServerSession,
     last_id: Option<&str>,
 ) -> Result<Option<reqwest::Response>, Fail> {
     let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
-    let mut h = client::headers(client, ep, server, Some(s));
+    let mut h = client::headers(client, ctx, ep, server, Some(s));
     h.insert(
         header::ACCEPT,
         HeaderValue::from_static("text/event-stream"),
@@ -144,7 +144,7 @@ pub async fn get(
     let opens = fs
         .servers
         .iter()
-        .map(|s| open_one(&client, (ep, fed), s, last.of(&s.alias)));
+        .map(|s| open_one((&client, ctx), (ep, fed), s, last.of(&s.alias)));
     let results = join_all(opens).await;
     fed.metrics.fanout("other", started.elapsed().as_secs_f64());
     if results.iter().any(|r| matches!(r, Err(Fail::Status(404)))) {
