@@ -160,14 +160,17 @@ def run_conformance(url: str, workdir: str, tag: str, scenario: str | None, suit
             data = json.load(open(path))
         except ValueError as e:
             data = [{"id": "checks.json", "status": "FAILURE", "errorMessage": f"unreadable: {e}"}]
+        # Verdicts first, numbered among themselves (a repeated id gets #2, #3...); then the INFO
+        # observations, under their id when no verdict has it (so a check that passes on one side
+        # and is INFO on the other is compared), else under "id (info #2)"...
+        data = [c for c in data if STATUS.get(c.get("status", "")) not in (None, INFO)] + \
+               [c for c in data if STATUS.get(c.get("status", "")) == INFO]
         for c in data:
-            st = STATUS.get(c.get("status", ""))
-            if st is None:  # SKIPPED
-                continue
+            st = STATUS[c["status"]]
             cid = c.get("id") or c.get("name") or "?"
             key, n = cid, 2
             while key in checks:
-                key, n = f"{cid}#{n}", n + 1
+                key, n = (f"{cid} (info #{n})" if st == INFO else f"{cid}#{n}"), n + 1
             msg = c.get("errorMessage") or ""
             if not msg and st != PASS:
                 msg = json.dumps(c.get("details", ""))[:300]
