@@ -37,30 +37,51 @@ pub fn on_finished(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let Some(id) = msg.id.clone() else {
         return;
     };
-    let (snapshot, endpoint, routed) = (ctx.snapshot.clone(), ctx.endpoint, routed.clone());
-    let req = session.req_header().clone();
+    let Some(ep) = ctx.endpoint() else {
+        return;
+    };
+    let Some(fed) = &ep.federation else {
+        return;
+    };
+    let Some(srv) = fed.servers.get(routed.server) else {
+        return;
+    };
+    let Some(host) = routed.host.and_then(|h| srv.backend.hosts.get(h)) else {
+        return;
+    };
+    let s = ServerSession {
+        alias: srv.alias.clone(),
+        host: host.url.clone(),
+        session: routed.session.clone(),
+        version: routed.version.clone().unwrap_or_default(),
+    };
+    let headers = client::headers(session.req_header(), ep, srv, Some(&s));
+    let body = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": id, "reason": "the client disconnected"}});
+    let Ok(bytes) = serde_json::to_vec(&body) else {
+        return;
+    };
+    let (snapshot, endpoint, server) = (ctx.snapshot.clone(), ctx.endpoint, routed.server);
     tokio::spawn(async move {
-        let Some(ep) = endpoint.and_then(|i| snapshot.endpoints.get(i)) else {
+        let Some(fed) = endpoint
+            .and_then(|i| snapshot.endpoints.get(i))
+            .and_then(|ep| ep.federation.as_ref())
+        else {
             return;
         };
-        let Some(fed) = &ep.federation else {
+        let Some(srv) = fed.servers.get(server) else {
             return;
         };
-        let Some(srv) = fed.servers.get(routed.server) else {
-            return;
-        };
-        let Some(host) = routed.host.and_then(|h| srv.backend.hosts.get(h)) else {
-            return;
-        };
-        let s = ServerSession {
-            alias: srv.alias.clone(),
-            host: host.url.clone(),
-            session: routed.session.clone(),
-            version: routed.version.clone().unwrap_or_default(),
-        };
-        let body = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-            "params": {"requestId": id, "reason": "the client disconnected"}});
-        match client::post(&req, (ep, fed), &s, &body).await {
+        let sent = client::send(
+            srv,
+            &s.host,
+            http::Method::POST,
+            headers,
+            Some(bytes),
+            fed.deadline,
+        )
+        .await;
+        match sent {
             Ok(_) => tracing::debug!(server = %s.alias, "request cancelled after the client left"),
             Err(f) => {
                 tracing::info!(server = %s.alias, reason = f.reason(), "could not cancel a request")
