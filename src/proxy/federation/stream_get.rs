@@ -18,7 +18,7 @@ use crate::runtime::federation::Federation;
 use crate::runtime::snapshot::Endpoint;
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::Session;
 use std::time::{Duration, Instant};
@@ -40,13 +40,13 @@ type Chunk = (usize, Option<Bytes>);
 /// Tries to open server `s`'s GET stream while it answers 409 (it still holds this session's
 /// previous GET stream, which the gateway has just closed when a client reconnects).
 async fn open_one(
-    client: &RequestHeader,
-    (ep, fed): (&Endpoint, &Federation),
+    fed: &Federation,
     s: &ServerSession,
+    headers: HeaderMap,
     last_id: Option<&str>,
 ) -> Result<Option<reqwest::Response>, Fail> {
     for _ in 0..CONFLICT_TRIES {
-        match open_once(client, (ep, fed), s, last_id).await {
+        match open_once(fed, s, headers.clone(), last_id).await {
             Err(Fail::Status(409)) => tokio::time::sleep(CONFLICT_WAIT).await,
             other => return other,
         }
@@ -56,13 +56,12 @@ async fn open_one(
 
 /// Opens server `s`'s GET stream; `Ok(None)` when it has none (405).
 async fn open_once(
-    client: &RequestHeader,
-    (ep, fed): (&Endpoint, &Federation),
+    fed: &Federation,
     s: &ServerSession,
+    mut h: HeaderMap,
     last_id: Option<&str>,
 ) -> Result<Option<reqwest::Response>, Fail> {
     let (_, server) = fed.server(&s.alias).ok_or(Fail::Unreachable)?;
-    let mut h = client::headers(client, ep, server, Some(s));
     h.insert(
         header::ACCEPT,
         HeaderValue::from_static("text/event-stream"),
@@ -141,10 +140,13 @@ pub async fn get(
     let mut last = resume_from(&client, (ep, fed), &binding)?;
     last.last.retain(|(a, _)| fs.server(a).is_some());
     let started = Instant::now();
-    let opens = fs
-        .servers
-        .iter()
-        .map(|s| open_one(&client, (ep, fed), s, last.of(&s.alias)));
+    let opens = fs.servers.iter().map(|s| {
+        let h = fed
+            .server(&s.alias)
+            .map(|(_, server)| client::headers(&client, ep, server, Some(s)))
+            .unwrap_or_default();
+        open_one(fed, s, h, last.of(&s.alias))
+    });
     let results = join_all(opens).await;
     fed.metrics.fanout("other", started.elapsed().as_secs_f64());
     if results.iter().any(|r| matches!(r, Err(Fail::Status(404)))) {
