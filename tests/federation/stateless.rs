@@ -98,6 +98,15 @@ async fn server_discover_answers_what_every_required_server_supports() {
         (400, json!(6), json!(-32601)),
         "{r}"
     );
+    // ... and no server is counted as missing: the session starts with initialize instead.
+    let m = gw
+        .metrics_when(|p| p.contains("mcpgate_federation_fanout_duration_seconds_count{"))
+        .await;
+    assert_eq!(
+        metric_value(&m, "mcpgate_federation_servers_missing_total", &[]),
+        0.0,
+        "{m}"
+    );
     // A required server that fails: 502, a clear JSON-RPC error with the id.
     let gw = Gateway::start(&config(&[("a", a, true), ("gone", dead_addr(), true)], ""));
     let (status, _, r) = rpc(

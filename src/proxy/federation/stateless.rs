@@ -172,29 +172,35 @@ pub async fn discover(
     let results = join_all(calls).await;
     fed.metrics
         .fanout("server/discover", started.elapsed().as_secs_f64());
+    // A required server of an older revision (4xx, or a JSON-RPC error): the client falls back
+    // to initialize on a 400, as with a server that has no discovery. No server is missing from
+    // anything then (the session starts with initialize), so nothing is counted.
+    let old_required = fed
+        .servers
+        .iter()
+        .zip(&results)
+        .find(|(server, r)| server.required && matches!(r, Err(Fail::Status(400..=499))));
+    if let Some((server, _)) = old_required {
+        tracing::info!(server = %server.alias, "a required server does not offer server/discover");
+        return Err(GatewayError::InvalidJsonRpc {
+            code: -32601,
+            message: format!(
+                "server {} does not offer server/discover; use initialize",
+                server.alias
+            ),
+        });
+    }
     let mut joined = Vec::new();
     for (i, (server, r)) in fed.servers.iter().zip(results).enumerate() {
         match r {
             Ok(result) => joined.push((server.alias.as_str(), server.required, result)),
             Err(fail) => {
                 missing(fed, i, "server/discover", fail);
-                if !server.required {
-                    continue;
-                }
-                // A required server of an older revision: the client falls back to
-                // initialize on a 400, as with a server that has no discovery.
-                if matches!(fail, Fail::Status(400..=499)) {
-                    return Err(GatewayError::InvalidJsonRpc {
-                        code: -32601,
-                        message: format!(
-                            "server {} does not offer server/discover; use initialize",
-                            server.alias
-                        ),
+                if server.required {
+                    return Err(GatewayError::FederatedServerFailed {
+                        server: server.alias.clone(),
                     });
                 }
-                return Err(GatewayError::FederatedServerFailed {
-                    server: server.alias.clone(),
-                });
             }
         }
     }
