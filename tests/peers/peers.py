@@ -13,7 +13,7 @@ and through the gateway:
   * pair "fixture": fixtures/conformance-server.mjs, which has the fixtures the suite's
     scenarios call, so that they test something (sampling, elicitation, progress, logging...),
     behind one endpoint: the conformance suite's server scenarios;
-  * pair "federated" (opt-in, `--upstream federated`; issue 17's acceptance check): both servers
+  * pair "federated" (issue 17's acceptance check): both servers
     behind one federated endpoint (`servers:`, `federation.prefix: false`): the suite runs
     against the fixture directly and through the gateway, the Python clients against
     server-everything directly and through the gateway; then the gateway's /metrics must show
@@ -132,7 +132,7 @@ PAIRS = {
     "everything": PairSpec(("everything",), "everything", "everything", CONFIG_TEMPLATE),
     "fixture": PairSpec(("fixture",), "fixture", None, CONFIG_TEMPLATE),
     "federated": PairSpec(("fixture", "everything"), "fixture", "everything", FEDERATED_TEMPLATE,
-                          federated=True, opt_in=True, server_name="mcpgate"),
+                          federated=True, server_name="mcpgate"),
 }
 
 
@@ -426,7 +426,7 @@ def main() -> int:
     ap.add_argument("--config-template", help="gateway config template with {gw_port} {admin_port} {upstream_port} "
                                               "(federated: also {fixture_port} {everything_port} {sessions_key})")
     ap.add_argument("--upstream", action="append", choices=list(PAIRS), default=[],
-                    help="which pairs to test (repeatable; default: every pair but the opt-in 'federated')")
+                    help="which pairs to test (repeatable; default: every pair)")
     ap.add_argument("--suite", default=os.environ.get("PEERS_SUITE", "all"),
                     help="conformance suite: all (default), active or pending")
     ap.add_argument("--scenario", action="append", default=[], help="run only these conformance scenarios")
