@@ -53,7 +53,8 @@ fn u64_of(input: &mut Input) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// A sealed token of `plain_len` bytes of JSON: `f1.` + base64url(key id, nonce, text, tag).
+/// Whether a sealed token of `plain_len` bytes of JSON fits in `MAX_TOKEN`: `f1.` +
+/// base64url(key id, nonce, text, tag).
 fn fits(plain_len: usize) -> bool {
     3 + ((4 + 12 + plain_len + 16) * 4).div_ceil(3) <= MAX_TOKEN
 }
@@ -120,8 +121,8 @@ fn opens_nothing(path: &str, token: &str, identity: &str, now: u64) {
     }
 }
 
-/// Checks what every sealed token must do: opens with the key and a previous one, not with
-/// another key, on another path, or as the other kind; two seals differ; a changed byte fails.
+/// Checks what every sealed token must do: stays in the header-safe alphabet, opens with the
+/// key and a previous one, not with another key or on another path, nor once a byte changed.
 fn check_sealed(
     token: &str,
     path: &str,
@@ -161,8 +162,9 @@ fn check_sealed(
     );
 }
 
-/// A session from the input: expiry, identity, version, then servers (alias, host, session
-/// where the alias field is not empty... each field NUL-separated).
+/// A session from the input: expiry (8 bytes, little-endian), identity, version, then up to 8
+/// servers, each a non-zero flags byte (odd: with a session id), alias, host, [session], version
+/// (fields NUL-terminated).
 fn session_of(input: &mut Input) -> Session {
     let expires = u64_of(input);
     let identity = text(input.field());
@@ -192,6 +194,8 @@ fn session_of(input: &mut Input) -> Session {
     }
 }
 
+/// A cursor from the input: expiry, identity, method, then up to 8 (alias, cursor) pairs, each
+/// after a non-zero byte.
 fn cursor_of(input: &mut Input) -> Cursor {
     let expires = u64_of(input);
     let identity = text(input.field());

@@ -16,11 +16,12 @@ use serde_json::Value;
 /// A value as a client writes it: plain when it is printable ASCII that cannot be read as the
 /// encoded form, else `=?base64?...?=`.
 fn encode(s: &str) -> String {
+    let looks_encoded = s.starts_with("=?base64?") && s.ends_with("?=");
     let plain = !s.is_empty()
         && s.bytes().all(|b| (0x20..0x7f).contains(&b))
         && !s.starts_with(' ')
         && !s.ends_with(' ')
-        && !(s.starts_with("=?base64?") && s.ends_with("?="));
+        && !looks_encoded;
     match plain {
         true => s.to_string(),
         false => format!("=?base64?{}?=", STANDARD.encode(s)),

@@ -15,8 +15,11 @@ pub mod headers;
 pub mod json;
 pub mod tokens;
 
+/// A target's check: panics when the input breaks the property.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the corpus directory under `seeds/`) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("inspect", json::inspect),
     ("tools_filter", filter::tools_filter),
     ("sse_event", filter::sse_event),
@@ -29,7 +32,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The check named `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Check> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -57,7 +57,7 @@ pub fn session_token(data: &[u8]) {
     let s = sealers();
     let mut input = Input::new(data);
     let mode = input.byte();
-    if mode % 2 == 0 {
+    if mode.is_multiple_of(2) {
         let token = String::from_utf8_lossy(input.field()).into_owned();
         let path = String::from_utf8_lossy(input.rest()).into_owned();
         for sealer in [&s.k1, &s.rotated, &s.k2] {
