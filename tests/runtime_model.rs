@@ -129,6 +129,14 @@ async fn each_per_core_worker_has_its_socket_and_work_stealing_has_one() {
             ),
         );
         let pid = pid_of(&gw);
+        // The gateway answers once one worker listens; each worker binds its own socket as its
+        // service starts, so on a busy machine the others may follow a little later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while listening_sockets(pid, port_of(&gw)) < sockets && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert_eq!(
             listening_sockets(pid, port_of(&gw)),
             sockets,
