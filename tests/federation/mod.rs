@@ -124,12 +124,20 @@ pub(super) async fn scripted() -> Scripted {
                     return Response::builder().header("content-type", "application/json").body(Body::from(e.to_string())).unwrap_or_default();
                 }
             };
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Body::from(json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()))
-                .unwrap_or_default()
+            json_result(&id, result)
         }
     }));
+    let (addr, task) = serve(router).await;
+    Scripted {
+        addr,
+        seen,
+        gone,
+        task,
+    }
+}
+
+/// Serves `router` on an ephemeral loopback port until the task is dropped or aborted.
+pub(super) async fn serve(router: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -137,12 +145,17 @@ pub(super) async fn scripted() -> Scripted {
     let task = tokio::spawn(async move {
         let _ = axum::serve(l, router).await;
     });
-    Scripted {
-        addr,
-        seen,
-        gone,
-        task,
-    }
+    (addr, task)
+}
+
+/// A JSON answer carrying the JSON-RPC `result` for request `id`.
+pub(super) fn json_result(id: &Value, result: Value) -> Response {
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+        ))
+        .unwrap_or_default()
 }
 
 /// The gateway YAML of a federated endpoint over `servers` (alias, address, required).

@@ -3,7 +3,7 @@
 //! not asked, and a new session starts on a host whose breaker is closed) and carry the
 //! identity claims and `traceparent` as relayed requests do.
 
-use super::{config, demo, init, rpc, scripted, start_session};
+use super::{config, demo, init, rpc, scripted, serve, start_session};
 use crate::support::{dead_addr, metric_value, Gateway};
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
@@ -129,13 +129,7 @@ async fn recorder() -> (SocketAddr, Heard, tokio::task::JoinHandle<()>) {
                 .unwrap_or_default()
         }
     }));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(l, router).await;
-    });
+    let (addr, task) = serve(router).await;
     (addr, heard, task)
 }
 

@@ -2,7 +2,7 @@
 //! `Mcp-Name`) with real rmcp demo servers; raw resource URIs with prefixing off (exact URIs and
 //! templates, duplicates left out); answers as SSE to a client that takes only SSE.
 
-use super::{config, demo, rpc, scripted, start_session, WAIT};
+use super::{config, demo, json_result, rpc, scripted, serve, start_session, WAIT};
 use crate::support::{dead_addr, metric_value, Gateway};
 use axum::body::{Body, Bytes};
 use axum::response::Response;
@@ -237,19 +237,10 @@ async fn resources(
                 }
                 _ => json!({}),
             };
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Body::from(json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()))
-                .unwrap_or_default()
+            json_result(&id, result)
         }
     }));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(l, router).await;
-    });
+    let (addr, task) = serve(router).await;
     (addr, reads, task)
 }
 

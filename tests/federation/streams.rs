@@ -3,7 +3,7 @@
 //! GET stream with a sealed composite `Last-Event-ID`, and refusals of tampered ids. The servers
 //! are scripted MCP servers that stream (SSE) and replay their GET events by event id.
 
-use super::{config, rpc, start_session, WAIT};
+use super::{config, json_result, rpc, serve, start_session, WAIT};
 use crate::support::{metric_value, Gateway};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -192,19 +192,10 @@ pub(super) async fn streamer(name: &'static str, get: Get) -> Streamer {
                 }
                 _ => json!({}),
             };
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Body::from(json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()))
-                .unwrap_or_default()
+            json_result(&id, result)
         }
     }));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(l, router).await;
-    });
+    let (addr, task) = serve(router).await;
     Streamer {
         addr,
         seen,

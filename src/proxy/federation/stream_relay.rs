@@ -20,16 +20,7 @@ pub fn response_header(
     let Some(routed) = &ctx.routed else {
         return Ok(());
     };
-    let sse = resp
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.trim()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        });
-    if !resp.status.is_success() || !sse {
+    if !resp.status.is_success() || !crate::proxy::accounting::is_event_stream(resp) {
         return Ok(());
     }
     let Some(fed) = ctx.endpoint().and_then(|ep| ep.federation.as_ref()) else {

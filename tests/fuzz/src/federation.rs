@@ -5,41 +5,12 @@
 //! token is refused. Exposed names are always valid, deterministic, and split back to the alias
 //! and the server's name when they were not shortened; exposed URIs split back to theirs.
 
+use crate::tokens::sealers;
 use crate::Input;
 use mcpgate::mcp::federation::names::{expose, expose_uri, is_valid, split, split_uri, MAX_NAME};
 use mcpgate::mcp::federation::token::{Cursor, Refused, ServerSession, Session};
-use mcpgate::mcp::session_pin::{Sealer, SessionsConfig, MAX_TOKEN};
+use mcpgate::mcp::session_pin::{Sealer, MAX_TOKEN};
 use mcpgate::runtime::federation::valid_alias;
-use std::sync::OnceLock;
-
-const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const K2: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
-
-fn sealer(key: &str, previous: &[&str]) -> Sealer {
-    let cfg = SessionsConfig {
-        key: Some(key.into()),
-        previous_keys: previous.iter().map(|k| k.to_string()).collect(),
-    };
-    match Sealer::compile(&cfg, "sessions") {
-        Ok(s) => s,
-        Err(p) => panic!("{p:?}"),
-    }
-}
-
-struct Sealers {
-    k1: Sealer,
-    rotated: Sealer,
-    k2: Sealer,
-}
-
-fn sealers() -> &'static Sealers {
-    static S: OnceLock<Sealers> = OnceLock::new();
-    S.get_or_init(|| Sealers {
-        k1: sealer(K1, &[]),
-        rotated: sealer(K2, &[K1]),
-        k2: sealer(K2, &[]),
-    })
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

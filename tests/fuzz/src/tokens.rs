@@ -25,13 +25,15 @@ fn sealer(key: &str, previous: &[&str]) -> Sealer {
     }
 }
 
-struct Sealers {
-    k1: Sealer,
-    rotated: Sealer,
-    k2: Sealer,
+/// One sealer per key set, made once: the key, the second key with the first as previous
+/// (rotation), the second key alone. Shared with the federation target.
+pub(crate) struct Sealers {
+    pub(crate) k1: Sealer,
+    pub(crate) rotated: Sealer,
+    pub(crate) k2: Sealer,
 }
 
-fn sealers() -> &'static Sealers {
+pub(crate) fn sealers() -> &'static Sealers {
     static S: OnceLock<Sealers> = OnceLock::new();
     S.get_or_init(|| Sealers {
         k1: sealer(K1, &[]),
