@@ -58,6 +58,12 @@ enum Command {
     },
 }
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small
+/// objects (Pingora's and ours), which glibc's malloc serves at about twice the cost
+/// (benches/RESULTS.md, "Round 3").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     observability::init_logging();

@@ -52,6 +52,10 @@ impl ProxyHttp for Bare {
     }
 }
 
+/// The same allocator as mcpgate (src/main.rs): the floor is built the same way.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args = Args::parse();
     let conf = ServerConf {

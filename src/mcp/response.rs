@@ -10,6 +10,7 @@ use super::inspect::fold;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why an answer could not be read (bounded: metric label values).
@@ -99,14 +100,13 @@ pub fn filter_json(
     check_json(text)?;
     let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
     if trimmed.starts_with('[') {
-        let items: Vec<Box<RawValue>> =
-            serde_json::from_str(text).map_err(|_| Unreadable::NotJson)?;
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|_| Unreadable::NotJson)?;
         if items.is_empty() {
             return Err(Unreadable::NotJsonRpc);
         }
         let mut changed = false;
         let mut parts = Vec::with_capacity(items.len());
-        for item in &items {
+        for item in items {
             match filter_message(item.get(), keep)? {
                 Some(v) => {
                     changed = true;
@@ -161,10 +161,10 @@ fn filter_message(
     let Some(tools) = result.get("tools") else {
         return Ok(None);
     };
-    let tools: Vec<Box<RawValue>> =
+    let tools: Vec<&RawValue> =
         serde_json::from_str(tools.get()).map_err(|_| Unreadable::NotJsonRpc)?;
     let mut kept = Vec::with_capacity(tools.len());
-    for raw in &tools {
+    for raw in tools.iter() {
         let tool: serde_json::Value =
             serde_json::from_str(raw.get()).map_err(|_| Unreadable::NotJson)?;
         if let Some(obj) = tool.as_object() {
@@ -251,14 +251,19 @@ impl<'de> Visitor<'de> for Checked {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: Vec<String> = Vec::new();
-        let mut large: Option<std::collections::HashSet<String>> = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let folded = fold(&key);
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        let mut large: Option<std::collections::HashSet<Cow<'de, str>>> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            // Most names are lower-case ASCII already: they are their own folding.
+            let folded = match key.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                true => key,
+                false => Cow::Owned(fold(&key)),
+            };
             let fresh = match &mut large {
                 Some(set) => set.insert(folded),
                 None if seen.len() >= 16 => {
-                    let mut set: std::collections::HashSet<String> = seen.drain(..).collect();
+                    let mut set: std::collections::HashSet<Cow<'de, str>> =
+                        seen.drain(..).collect();
                     let fresh = set.insert(folded);
                     large = Some(set);
                     fresh
@@ -278,20 +283,45 @@ impl<'de> Visitor<'de> for Checked {
     }
 }
 
-/// A JSON object's members in their order, values raw.
-struct Ordered(Vec<(String, Box<RawValue>)>);
+/// A member name, borrowed from the text unless it holds an escape.
+struct Key<'de>(Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for Ordered {
+impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Ordered;
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object's members in their order, values raw (both borrowed from the text).
+struct Ordered<'de>(Vec<(Cow<'de, str>, &'de RawValue)>);
+
+impl<'de> Deserialize<'de> for Ordered<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ordered<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<'de>, A::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     out.push((k, v));
                 }
                 Ok(Ordered(out))
@@ -301,9 +331,9 @@ impl<'de> Deserialize<'de> for Ordered {
     }
 }
 
-impl Ordered {
-    fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+impl<'de> Ordered<'de> {
+    fn get(&self, key: &str) -> Option<&'de RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     fn write(&self, replace: (&str, &str), out: &mut String) {
@@ -312,7 +342,7 @@ impl Ordered {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&serde_json::Value::from(k.as_str()).to_string());
+            out.push_str(&serde_json::Value::from(k.as_ref()).to_string());
             out.push(':');
             out.push_str(if k == replace.0 { replace.1 } else { v.get() });
         }

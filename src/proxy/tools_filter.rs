@@ -38,6 +38,28 @@ pub struct ToolsFilter {
     held: BytesMut,
     /// The answer was labelled `text/event-stream`: a replacement is sent as an SSE event.
     declared_sse: bool,
+    /// The upstream's `Content-Length`, kept for the client (see [`ToolsFilter::fit`]).
+    length: Option<Length>,
+}
+
+/// A kept `Content-Length`: what it declares, and what has been sent of it.
+#[derive(Debug)]
+struct Length {
+    declared: usize,
+    sent: usize,
+}
+
+/// What the filter sent came to more than the `Content-Length` already sent to the client: a
+/// replacement longer than the answer it replaces (an answer kept at its length is at least
+/// [`crate::proxy::tools_hooks`]'s minimum, which fits every replacement for an ordinary id).
+/// The response cannot be completed; the connection is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the filtered answer ({sent} bytes) is longer than its Content-Length ({declared})")]
+pub struct LengthExceeded {
+    /// Bytes the filter had to send.
+    pub sent: usize,
+    /// The declared length.
+    pub declared: usize,
 }
 
 /// Makes the bytes that replace an unreadable answer (or event), and logs and counts it.
@@ -50,7 +72,48 @@ impl ToolsFilter {
             state: State::Sniff,
             held: BytesMut::new(),
             declared_sse,
+            length: None,
         }
+    }
+
+    /// Keeps the answer at `declared` bytes, its `Content-Length`, instead of re-framing it
+    /// (chunked): see [`ToolsFilter::fit`].
+    pub fn with_length(mut self, declared: usize) -> Self {
+        self.length = Some(Length { declared, sent: 0 });
+        self
+    }
+
+    /// What [`ToolsFilter::chunk`] returned, fitted to a kept `Content-Length`: counted, and at the
+    /// end padded with line feeds up to the declared length. JSON allows whitespace after its
+    /// value and SSE ignores blank lines after an event, so the padding changes nothing a client
+    /// reads; an answer passed unchanged (the usual case) needs none. More than the declared
+    /// length is an error (the client has the length already). Without a kept length, `sent`
+    /// passes as it is.
+    pub fn fit(&mut self, sent: Option<Bytes>, end: bool) -> Result<Option<Bytes>, LengthExceeded> {
+        let Some(length) = self.length.as_mut() else {
+            return Ok(sent);
+        };
+        length.sent += sent.as_ref().map_or(0, Bytes::len);
+        if length.sent > length.declared {
+            let err = LengthExceeded {
+                sent: length.sent,
+                declared: length.declared,
+            };
+            self.state = State::Refused;
+            self.held.clear();
+            return Err(err);
+        }
+        if !end || length.sent == length.declared {
+            return Ok(sent);
+        }
+        let pad = length.declared - length.sent;
+        length.sent = length.declared;
+        let mut out = BytesMut::with_capacity(sent.as_ref().map_or(0, Bytes::len) + pad);
+        if let Some(s) = &sent {
+            out.extend_from_slice(s);
+        }
+        out.resize(out.len() + pad, b'\n');
+        Ok(Some(out.freeze()))
     }
 
     /// Whether a replacement must be framed as an SSE event.

@@ -370,3 +370,71 @@ fn a_filtered_event_whose_data_line_ended_in_a_lone_cr_still_ends() {
         );
     }
 }
+
+/// Feeds `input` in pieces of `size` bytes to a filter keeping `declared` bytes; returns what
+/// was sent, or the length error.
+fn run_kept(input: &[u8], declared: usize, size: usize) -> Result<Vec<u8>, LengthExceeded> {
+    let mut f = ToolsFilter::new(false).with_length(declared);
+    let mut replace = |why: Unreadable| format!("{{\"refused\":\"{why}\"}}").into_bytes();
+    let mut out = Vec::new();
+    let pieces: Vec<&[u8]> = input.chunks(size.max(1)).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        let end = i + 1 == pieces.len();
+        let sent = f.chunk(
+            Some(&Bytes::copy_from_slice(piece)),
+            end,
+            &no_secret,
+            &mut replace,
+        );
+        out.extend_from_slice(&f.fit(sent, end)?.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_kept_length_is_kept_exactly() {
+    for size in [1, 7, 4096] {
+        // Nothing to remove: the answer passes byte for byte, with no padding.
+        let plain = r#"{"jsonrpc":"2.0","id":3,"result":{"content":[]}}"#;
+        assert_eq!(
+            run_kept(plain.as_bytes(), plain.len(), size).as_deref(),
+            Ok(plain.as_bytes())
+        );
+        // A filtered answer is shorter: padded with line feeds to the declared length, and
+        // reads as the filtered message.
+        let sent = run_kept(LIST.as_bytes(), LIST.len(), size).expect("fits");
+        assert_eq!(sent.len(), LIST.len());
+        assert_eq!(&sent[..FILTERED.len()], FILTERED.as_bytes());
+        assert!(sent[FILTERED.len()..].iter().all(|b| *b == b'\n'));
+        let read: serde_json::Value = serde_json::from_slice(&sent).expect("JSON");
+        assert_eq!(
+            read,
+            serde_json::from_str::<serde_json::Value>(FILTERED).unwrap()
+        );
+        // An unreadable answer is replaced, and the replacement padded.
+        let bad = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{{}}}}{}",
+            " x".repeat(40)
+        );
+        let sent = run_kept(bad.as_bytes(), bad.len(), size).expect("fits");
+        assert_eq!(sent.len(), bad.len());
+        assert!(sent.starts_with(br#"{"refused":"not_json"}"#));
+    }
+}
+
+#[test]
+fn a_replacement_longer_than_the_kept_length_is_an_error() {
+    let bad = b"{nope}";
+    assert_eq!(
+        run_kept(bad, bad.len(), 3),
+        Err(LengthExceeded {
+            sent: r#"{"refused":"not_json"}"#.len(),
+            declared: bad.len()
+        })
+    );
+    // Without a kept length, `fit` changes nothing.
+    let mut f = ToolsFilter::new(false);
+    let chunk = Some(Bytes::from_static(b"abc"));
+    assert_eq!(f.fit(chunk.clone(), true), Ok(chunk));
+    assert_eq!(f.fit(None, true), Ok(None));
+}

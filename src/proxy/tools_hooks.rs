@@ -50,8 +50,8 @@ pub fn on_upstream_request(
 }
 
 /// At the response header: starts filtering a successful answer that may list tools, whatever
-/// its `Content-Type` says (the length changes, so `Content-Length` goes; HTTP/1.1 answers are
-/// chunked). Other statuses pass (clients read no result from them), except redirects: a client
+/// its `Content-Type` says. A JSON answer of known length keeps it (see [`kept_length`]); for
+/// others the length may change, so `Content-Length` goes (HTTP/1.1 answers are chunked). Other statuses pass (clients read no result from them), except redirects: a client
 /// that follows one (fetch, httpx) would fetch the answer around the gateway. A redirect, or an
 /// answer that is compressed anyway and so cannot be read, is refused (502) rather than passed.
 pub fn on_response_header(
@@ -95,12 +95,63 @@ pub fn on_response_header(
                 .to_ascii_lowercase()
         })
         .is_some_and(|t| t.starts_with("text/event-stream"));
+    if let Some(n) = kept_length(ctx, req, resp, declared_sse) {
+        ctx.tools_filter = Some(ToolsFilter::new(declared_sse).with_length(n));
+        return Ok(());
+    }
     resp.remove_header(&http::header::CONTENT_LENGTH);
     if !h2 {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
     ctx.tools_filter = Some(ToolsFilter::new(declared_sse));
     Ok(())
+}
+
+/// The least `Content-Length` an answer keeps, over the room its request's id needs: every
+/// replacement (a JSON-RPC error naming the reason, see `UnreadableAnswer`) fits in it.
+const KEPT_LENGTH_BASE: usize = 320;
+
+/// The `Content-Length` a filtered answer keeps, if any. A JSON answer of known length (the
+/// usual answer to a call) keeps it: the filter holds it whole anyway, an answer it does not
+/// change passes as it is, and one it shortens is padded ([`ToolsFilter::fit`]). So the client
+/// gets the upstream's framing, in as few writes, instead of a chunked answer. Not kept: SSE
+/// answers (streamed event by event), answers framed by `Transfer-Encoding`, lengths under the
+/// room a replacement needs, over the hold limit (refused as too large), and answers to batches
+/// (one replacement per id) or to requests the gateway did not read.
+fn kept_length(
+    ctx: &crate::proxy::ctx::RequestCtx,
+    req: &pingora::http::RequestHeader,
+    resp: &pingora::http::ResponseHeader,
+    declared_sse: bool,
+) -> Option<usize> {
+    if declared_sse || resp.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let mut values = resp.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let digits = value.as_bytes();
+    if digits.is_empty() || digits.len() > 12 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let id_room = match (&req.method, ctx.mcp.as_ref().map(|m| m.messages())) {
+        (&http::Method::GET, _) => "null".len(),
+        (&http::Method::POST, Some([m])) => m.id.as_ref().map_or("null".len(), id_room),
+        _ => return None,
+    };
+    (n >= KEPT_LENGTH_BASE + id_room && n <= super::tools_filter::HOLD_LIMIT).then_some(n)
+}
+
+/// The most bytes an id takes in a replacement, written as the request wrote it: a string at
+/// worst escapes every byte (`\u00XX`); other ids are numbers (one written with over 32
+/// characters could not fit: the connection is then closed, see `LengthExceeded`).
+fn id_room(id: &serde_json::Value) -> usize {
+    match id {
+        serde_json::Value::String(s) => 2 + 6 * s.len(),
+        _ => 32,
+    }
 }
 
 /// Logs and counts a refused answer.
@@ -151,9 +202,77 @@ pub fn on_body(
             false => error,
         }
     };
-    *body = filter.chunk(body.as_ref(), end, &keep, &mut replace);
+    let sent = filter.chunk(body.as_ref(), end, &keep, &mut replace);
+    let fitted = filter.fit(sent, end);
     if let Some(err) = first {
         ctx.error.get_or_insert(err);
     }
-    Ok(())
+    match fitted {
+        Ok(sent) => {
+            *body = sent;
+            Ok(())
+        }
+        Err(e) => {
+            *body = None;
+            tracing::warn!(endpoint = %ep.name, error = %e, "tools/list answer refused; its replacement does not fit the length already sent, so the connection is closed");
+            Err(pingora::Error::explain(
+                pingora::ErrorType::Custom(crate::error::UNREADABLE_ANSWER),
+                e.to_string(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::jsonrpc::RequestShape;
+
+    /// Every replacement fits the least kept length for its id: the longest reason, with ids
+    /// written as compactly and as escaped as JSON allows.
+    #[test]
+    fn every_replacement_fits_a_kept_length() {
+        let ids = [
+            serde_json::json!(null),
+            serde_json::json!(7),
+            serde_json::json!(-12345678901234567i64),
+            serde_json::json!(1.5e300),
+            serde_json::json!(""),
+            serde_json::json!("a"),
+            serde_json::json!("x".repeat(200)),
+        ];
+        for id in ids {
+            let written = serde_json::to_string(&id).unwrap_or_default();
+            // The same string with every character escaped, as a client may write it.
+            let escaped = match &id {
+                serde_json::Value::String(s) => {
+                    let mut e = String::from('"');
+                    for c in s.chars() {
+                        e.push_str(&format!("\\u{:04x}", c as u32));
+                    }
+                    e.push('"');
+                    e
+                }
+                _ => written.clone(),
+            };
+            for raw in [written, escaped] {
+                let shape = RequestShape::Single { id: raw.clone() };
+                for why in Unreadable::ALL {
+                    let body = GatewayError::UnreadableAnswer {
+                        reason: why.as_str(),
+                    }
+                    .jsonrpc_body(Some(&shape));
+                    let room = match &id {
+                        serde_json::Value::Null => "null".len(),
+                        other => id_room(other),
+                    };
+                    assert!(
+                        body.len() <= KEPT_LENGTH_BASE + room,
+                        "{} bytes for id {raw} ({why:?})",
+                        body.len()
+                    );
+                }
+            }
+        }
+    }
 }
