@@ -4,6 +4,7 @@
 mod support;
 mod tls;
 mod tools_filter;
+mod tools_length;
 mod tools_streams;
 mod tracing;
 mod upstreams;
