@@ -114,7 +114,10 @@ async fn answers_of_known_length_keep_it() {
     assert_eq!(body.len(), twice().len());
     let error: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(error["id"], 3);
-    assert_eq!(error["error"]["data"]["reason"], "unreadable_answer", "{error}");
+    assert_eq!(
+        error["error"]["data"]["reason"], "unreadable_answer",
+        "{error}"
+    );
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("duplicate_member"), "{message}");
     assert_eq!(error["error"]["data"]["status"], 502);

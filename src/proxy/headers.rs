@@ -28,6 +28,12 @@ pub fn prepare_upstream_request(
     authority: &HeaderValue,
     fwd: &Forwarded<'_>,
 ) -> pingora::Result<()> {
+    let client_ip = match fwd.client_ip {
+        Some(ip) => Some(HeaderValue::from_str(ip).map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "X-Forwarded-For", e)
+        })?),
+        None => None,
+    };
     let end_stream = req.send_end_stream();
     let (empty, ()) = http::Request::new(()).into_parts();
     let mut parts: http::request::Parts = std::mem::replace(req, empty.into()).into();
@@ -45,10 +51,7 @@ pub fn prepare_upstream_request(
     }
     headers.reserve(4);
     headers.insert(header::HOST, authority.clone());
-    if let Some(ip) = fwd.client_ip {
-        let ip = HeaderValue::from_str(ip).map_err(|e| {
-            pingora::Error::because(pingora::ErrorType::InternalError, "X-Forwarded-For", e)
-        })?;
+    if let Some(ip) = client_ip {
         headers.insert(X_FORWARDED_FOR, ip);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));

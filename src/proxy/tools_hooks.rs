@@ -51,7 +51,8 @@ pub fn on_upstream_request(
 
 /// At the response header: starts filtering a successful answer that may list tools, whatever
 /// its `Content-Type` says. A JSON answer of known length keeps it (see [`kept_length`]); for
-/// others the length may change, so `Content-Length` goes (HTTP/1.1 answers are chunked). Other statuses pass (clients read no result from them), except redirects: a client
+/// others the length may change, so `Content-Length` goes (HTTP/1.1 answers are chunked). Other
+/// statuses pass (clients read no result from them), except redirects: a client
 /// that follows one (fetch, httpx) would fetch the answer around the gateway. A redirect, or an
 /// answer that is compressed anyway and so cannot be read, is refused (502) rather than passed.
 pub fn on_response_header(
@@ -127,6 +128,18 @@ fn kept_length(
     if declared_sse || resp.headers.contains_key(http::header::TRANSFER_ENCODING) {
         return None;
     }
+    // Only an answer labelled JSON: one whose bytes turn out to be SSE is filtered event by
+    // event, and its replacements could outgrow the length.
+    let json = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    if !json {
+        return None;
+    }
     let mut values = resp.headers.get_all(http::header::CONTENT_LENGTH).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return None;
@@ -136,21 +149,26 @@ fn kept_length(
         return None;
     }
     let n: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    let id_room = match (&req.method, ctx.mcp.as_ref().map(|m| m.messages())) {
+    let id_room = match (&req.method, ctx.mcp.as_ref()) {
         (&http::Method::GET, _) => "null".len(),
-        (&http::Method::POST, Some([m])) => m.id.as_ref().map_or("null".len(), id_room),
+        (&http::Method::POST, Some(crate::mcp::inspect::Inspected::Single(m))) => match &m.id {
+            None => "null".len(),
+            Some(id) => id_room(id)?,
+        },
         _ => return None,
     };
     (n >= KEPT_LENGTH_BASE + id_room && n <= super::tools_filter::HOLD_LIMIT).then_some(n)
 }
 
 /// The most bytes an id takes in a replacement, written as the request wrote it: a string at
-/// worst escapes every byte (`\u00XX`); other ids are numbers (one written with over 32
-/// characters could not fit: the connection is then closed, see `LengthExceeded`).
-fn id_room(id: &serde_json::Value) -> usize {
+/// worst escapes every byte (`\u00XX`); an integer has at most 20 digits and a sign. Other ids
+/// (fractions and exponents, whose written length is not bounded) keep no length: `None`.
+fn id_room(id: &serde_json::Value) -> Option<usize> {
     match id {
-        serde_json::Value::String(s) => 2 + 6 * s.len(),
-        _ => 32,
+        serde_json::Value::String(s) => Some(2 + 6 * s.len()),
+        serde_json::Value::Null => Some("null".len()),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(21),
+        _ => None,
     }
 }
 
@@ -262,9 +280,8 @@ mod tests {
                         reason: why.as_str(),
                     }
                     .jsonrpc_body(Some(&shape));
-                    let room = match &id {
-                        serde_json::Value::Null => "null".len(),
-                        other => id_room(other),
+                    let Some(room) = id_room(&id) else {
+                        continue;
                     };
                     assert!(
                         body.len() <= KEPT_LENGTH_BASE + room,
